@@ -1,0 +1,26 @@
+"""Adapters, one module per kind, imported only when the config uses that kind."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Config, SourceSpec
+    from .base import Source
+
+# (section, kind) -> "module:Class"
+REGISTRY: dict[tuple[str, str], str] = {
+    ("services", "http"): "http_check:HttpCheck",
+    ("services", "tcp"): "tcp_check:TcpCheck",
+    ("services", "process"): "process_check:ProcessCheck",
+    ("services", "command"): "command_check:CommandCheck",
+    ("hosts", "local"): "host:LocalHost",
+    ("logs", "file"): "log_file:LogFile",
+}
+
+
+def build_source(spec: "SourceSpec", config: "Config") -> "Source":
+    module_name, class_name = REGISTRY[(spec.section, spec.kind)].split(":")
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    return getattr(module, class_name)(spec, config.thresholds)

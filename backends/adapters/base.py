@@ -1,0 +1,64 @@
+"""The one small interface every adapter implements."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from typing import Any, Callable, TypeVar
+
+from ..config import SourceSpec, Thresholds
+from ..model import CheckReading, Reading, State
+
+T = TypeVar("T")
+
+# Blocking libraries (psutil, file reads) run here, off the event loop.
+_EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="lakedeck-poll")
+
+
+class StillRunning(Exception):
+    """The previous blocking poll of this source has not returned yet."""
+
+
+class Source:
+    """One configured thing to watch.
+
+    ``poll()`` never raises for a problem with the watched thing: it returns readings whose state and
+    reason say what went wrong. The engine still guards against bugs and hangs with a timeout.
+    """
+
+    def __init__(self, spec: SourceSpec, thresholds: Thresholds, clock: Callable[[], float] = time.time) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.kind = spec.kind
+        self.interval = spec.interval
+        self.timeout = spec.timeout
+        self.thresholds = thresholds
+        self.clock = clock
+        self._blocking: concurrent.futures.Future[Any] | None = None
+
+    async def poll(self) -> list[Reading]:
+        raise NotImplementedError
+
+    def failed(self, reason: str, state: State = State.UNKNOWN) -> list[Reading]:
+        """What to show when a poll itself failed (timed out, or a bug raised)."""
+        return [CheckReading(key=self.name, source=self.name, state=state, reason=reason, ts=self.clock(),
+                             kind=self.kind, target=self.describe())]
+
+    def describe(self) -> str:
+        """The target in a few words, for the Services pane and `lakedeck check`."""
+        return self.kind
+
+    async def close(self) -> None:
+        """Release connections; called once when the engine stops."""
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call in a worker thread, never two at once for this source.
+
+        A thread cannot be cancelled, so when a previous call is still running (it outlived its timeout),
+        this raises StillRunning instead of starting a second one beside it.
+        """
+        if self._blocking is not None and not self._blocking.done():
+            raise StillRunning(f"the previous poll of {self.name} is still running")
+        self._blocking = _EXECUTOR.submit(fn, *args)
+        return await asyncio.wrap_future(self._blocking)

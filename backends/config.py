@@ -1,0 +1,278 @@
+"""lakedeck.yaml: where it is found, what it may say, and the typed Config it becomes."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .durations import format_duration
+from .keymap import KEY_IDS
+from .schema import (
+    Bool,
+    ConfigError,
+    Context,
+    Duration,
+    Field,
+    Int,
+    ListOf,
+    MapOf,
+    Number,
+    Obj,
+    Str,
+    Tagged,
+    parse_yaml,
+    scalar,
+)
+
+THEMES = ("dark", "light", "high-contrast", "ansi")
+DEFAULT_REFRESH = 2.0
+MAX_DEFAULT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warn: float = 80.0
+    critical: float = 90.0
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One configured thing to watch. ``options`` holds the kind's own validated fields."""
+
+    section: str
+    name: str
+    kind: str
+    interval: float
+    timeout: float
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    origin: str
+    refresh: float
+    theme: str
+    keys: Mapping[str, str]
+    thresholds: Thresholds
+    history: int
+    sources: tuple[SourceSpec, ...]
+
+    def section(self, name: str) -> tuple[SourceSpec, ...]:
+        return tuple(s for s in self.sources if s.section == name)
+
+
+class Scalar(Str):
+    """Any single value, compared as text (``true``, ``1``, ``UP``)."""
+
+    def check(self, node, ctx, what):
+        value = scalar(node, ctx, what)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if value is None or isinstance(value, (list, dict)):
+            raise ctx.error(node, f"{what} must be a single value (got {value!r})")
+        return str(value)
+
+    def json(self):
+        return {"type": ["string", "number", "boolean"]}
+
+
+def _level() -> Obj:
+    return Obj({
+        "warn": Field(Number(0), help="WARN at or above this"),
+        "critical": Field(Number(0), help="CRITICAL at or above this"),
+    }, validate=_warn_below_critical)
+
+
+def _warn_below_critical(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
+    if out["warn"] is not None and out["critical"] is not None and out["warn"] > out["critical"]:
+        raise ctx.error(node, f"{what}: warn {out['warn']} is above critical {out['critical']} (expected warn <= critical)")
+
+
+def _common(**fields: Field) -> dict[str, Field]:
+    return {
+        "name": Field(Str(), required=True, help="a unique name, shown in the panes"),
+        "kind": Field(Str()),
+        "refresh": Field(Duration(0.1), help="how often to poll (default: the top-level refresh)"),
+        "timeout": Field(Duration(0.05), help="give up a poll after this; shorter than refresh"),
+        **fields,
+    }
+
+
+def _exactly_one(*names: str):
+    def validate(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
+        given = [n for n in names if out.get(n) is not None]
+        if len(given) != 1:
+            raise ctx.error(node, f"{what} gives {len(given)} of {', '.join(names)} (expected exactly one)")
+    return validate
+
+
+SERVICE_KINDS = {
+    "http": Obj(_common(
+        url=Field(Str(), required=True, help="http:// or https:// URL"),
+        method=Field(Str(("GET", "HEAD", "POST", "PUT", "OPTIONS")), default="GET"),
+        expect_status=Field(ListOf(Int(100, 599), single_ok=True), help="status codes that mean OK (default: any 2xx)"),
+        expect_json=Field(MapOf(Scalar()), help="dotted JSON field: expected value, e.g. status: UP"),
+        headers=Field(MapOf(Str(non_empty=False)), default=dict, help="request headers; use ${VAR} for secrets"),
+        verify_tls=Field(Bool(), default=True, help="verify TLS certificates"),
+        ca_file=Field(Str(), help="a CA bundle to verify against"),
+        warn_latency=Field(Duration(), help="WARN when slower than this"),
+    )),
+    "tcp": Obj(_common(
+        host=Field(Str(), default="127.0.0.1"),
+        port=Field(Int(1, 65535), required=True, help="a port number"),
+        warn_latency=Field(Duration(), help="WARN when connecting takes longer than this"),
+    )),
+    "process": Obj(_common(
+        process=Field(Str(), help="the process name, exactly"),
+        cmdline=Field(Str(), help="text to find in the command line"),
+        pidfile=Field(Str(), help="a file holding the pid"),
+        min_count=Field(Int(1), default=1, help="CRITICAL below this many matching processes"),
+    ), validate=_exactly_one("process", "cmdline", "pidfile")),
+    "command": Obj(_common(
+        command=Field(ListOf(Str(), min_items=1), required=True, help="argument list, e.g. [pg_isready, -q]"),
+        ok_codes=Field(ListOf(Int(0, 255), single_ok=True), default=lambda: [0]),
+        warn_codes=Field(ListOf(Int(0, 255), single_ok=True), default=lambda: [1]),
+        cwd=Field(Str()),
+        env=Field(MapOf(Str(non_empty=False)), default=dict, help="extra environment variables"),
+    )),
+}
+
+HOST_KINDS = {
+    "local": Obj(_common(
+        thresholds=Field(MapOf(_level(), key_choices=("cpu", "memory", "swap", "disk", "load")), default=dict,
+                         help="per-metric warn/critical levels in percent (load: per core)"),
+        exclude_mounts=Field(ListOf(Str()), default=lambda: ["/snap/*", "/boot/efi", "/var/lib/docker/*"],
+                             help="mount points to leave out (globs)"),
+        top=Field(Int(1, 50), default=8, help="how many top processes to list"),
+    )),
+}
+
+LOG_KINDS = {
+    "file": Obj(_common(
+        path=Field(Str(), required=True, help="a file, or a glob of files"),
+        lines=Field(Int(0, 100_000), default=200, help="lines of history to show at start"),
+    )),
+}
+
+SECTIONS = {
+    "services": SERVICE_KINDS,
+    "hosts": HOST_KINDS,
+    "logs": LOG_KINDS,
+}
+SECTION_DEFAULT_KIND = {"services": None, "hosts": "local", "logs": "file"}
+
+ROOT = Obj({
+    "refresh": Field(Duration(0.1), default=DEFAULT_REFRESH, help="how often sources are polled"),
+    "timeout": Field(Duration(0.05), help="default poll timeout (default: 3/4 of refresh, at most 5s)"),
+    "theme": Field(Str(THEMES), default="dark"),
+    "keys": Field(MapOf(Str(), key_choices=KEY_IDS), default=dict, help="binding id: keys, e.g. quit: ctrl+q"),
+    "thresholds": Field(_level(), help="default warn/critical percent for gauges"),
+    "history": Field(Int(10, 100_000), default=300, help="points of history kept per reading"),
+    **{name: Field(ListOf(Tagged(kinds, SECTION_DEFAULT_KIND[name])), default=list) for name, kinds in SECTIONS.items()},
+})
+
+
+def json_schema() -> dict[str, Any]:
+    schema = ROOT.json()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "lakedeck configuration"
+    return schema
+
+
+def resolve_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """Which file to read: ``-c FILE``, else ``$LAKEDECK_CONFIG``, else the XDG path if it exists."""
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if environ.get("LAKEDECK_CONFIG"):
+        return Path(environ["LAKEDECK_CONFIG"])
+    xdg = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".config")
+    candidate = Path(xdg) / "lakedeck" / "lakedeck.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def load(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """The Config to run with; the built-in default when no file is named or found."""
+    path = resolve_path(explicit, environ)
+    if path is None:
+        from .defaults import default_config
+
+        return default_config()
+    return load_file(path, environ)
+
+
+def load_file(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), 1, 1, "no such file (expected a lakedeck.yaml; see examples/)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(str(path), 1, 1, f"cannot read the file: {reason} (expected a readable UTF-8 file)") from None
+    return parse(text, str(path), environ)
+
+
+def parse(text: str, origin: str, environ: Mapping[str, str] | None = None) -> Config:
+    ctx = Context(origin, dict(os.environ if environ is None else environ))
+    node = parse_yaml(text, origin)
+    if node is None:
+        raw = ROOT.check(yaml.ScalarNode("tag:yaml.org,2002:null", None), ctx, "the file")
+    else:
+        raw = ROOT.check(node, ctx, "the file")
+    return build(raw, origin, node, ctx)
+
+
+def build(raw: dict[str, Any], origin: str, node: yaml.Node | None = None, ctx: Context | None = None) -> Config:
+    refresh = raw["refresh"]
+    default_timeout = raw["timeout"]
+    level = raw["thresholds"] or {}
+    thresholds = Thresholds(level.get("warn") or 80.0, level.get("critical") or 90.0)
+    sources: list[SourceSpec] = []
+    names: set[str] = set()
+    for section in SECTIONS:
+        for index, item in enumerate(raw[section]):
+            where = f"{section}[{index}]"
+            item_node = _item_node(node, section, index)
+            interval = item.pop("refresh") or refresh
+            timeout = item.pop("timeout") or default_timeout or min(MAX_DEFAULT_TIMEOUT, interval * 0.75)
+            if timeout >= interval:
+                _fail(ctx, item_node, f"{where}: timeout {format_duration(timeout)} is not shorter than refresh "
+                      f"{format_duration(interval)} (expected a timeout below the refresh interval)")
+            name, kind = item.pop("name"), item.pop("kind")
+            if name in names:
+                _fail(ctx, item_node, f"{where}: the name {name!r} is used twice (expected unique names)")
+            names.add(name)
+            sources.append(SourceSpec(section, name, kind, interval, timeout, item))
+    return Config(
+        origin=origin,
+        refresh=refresh,
+        theme=raw["theme"],
+        keys=raw["keys"],
+        thresholds=thresholds,
+        history=raw["history"],
+        sources=tuple(sources),
+    )
+
+
+def _item_node(root: yaml.Node | None, section: str, index: int) -> yaml.Node | None:
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key_node, value_node in root.value:
+        if key_node.value == section and isinstance(value_node, yaml.SequenceNode):
+            return value_node.value[index]
+    return None
+
+
+def _fail(ctx: Context | None, node: yaml.Node | None, message: str) -> None:
+    if ctx is not None and node is not None:
+        raise ctx.error(node, message)
+    raise ConfigError(ctx.file if ctx else "<config>", 1, 1, message)
+
+
+def dump_schema() -> str:
+    return json.dumps(json_schema(), indent=2)

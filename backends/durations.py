@@ -1,0 +1,40 @@
+"""Durations as people write them in config and on the command line: ``500ms``, ``5s``, ``2m``, ``24h``, ``7d``."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds in ``text``; a bare number is seconds. Raises ``ValueError`` with the accepted forms."""
+    if isinstance(text, bool):
+        raise ValueError("expected a duration such as 500ms, 5s, 2m, 24h or 7d")
+    if isinstance(text, (int, float)):
+        if text < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(text)
+    match = _PATTERN.match(text)
+    if not match:
+        raise ValueError("expected a duration such as 500ms, 5s, 2m, 24h or 7d")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def format_duration(seconds: float) -> str:
+    """A short human form: ``850ms``, ``42s``, ``3m12s``, ``5h02m``, ``2d04h``."""
+    if seconds < 0:
+        seconds = 0
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"

@@ -1,0 +1,39 @@
+"""Every key the console binds, by id: one registry for the bindings, the help screen, the palette and config.
+
+Plain data, so that config validation can check ``keys:`` without importing the UI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    id: str
+    keys: str
+    action: str
+    description: str
+    show: bool = True
+    group: str = "Console"
+
+
+KEYS: tuple[KeySpec, ...] = (
+    KeySpec("pane.services", "1", "pane('services')", "Services", show=False, group="Panes"),
+    KeySpec("pane.resources", "2", "pane('resources')", "Resources", show=False, group="Panes"),
+    KeySpec("pane.pipelines", "3", "pane('pipelines')", "Pipelines", show=False, group="Panes"),
+    KeySpec("pane.logs", "4", "pane('logs')", "Logs", show=False, group="Panes"),
+    KeySpec("pane.backups", "5", "pane('backups')", "Backups", show=False, group="Panes"),
+    KeySpec("pane.next", "tab", "next_pane", "Next pane", show=False, group="Panes"),
+    KeySpec("pane.previous", "shift+tab", "previous_pane", "Previous pane", show=False, group="Panes"),
+    KeySpec("back", "escape", "back", "Back to the dashboard", show=False, group="Panes"),
+    KeySpec("details", "enter", "details", "Details of the selected row", show=False, group="Rows"),
+    KeySpec("filter", "slash", "filter", "Filter rows", group="Rows"),
+    KeySpec("refresh", "R", "refresh_now", "Refresh now", group="Console"),
+    KeySpec("pause", "p", "toggle_pause", "Pause", group="Console"),
+    KeySpec("help", "question_mark", "help", "Keys", group="Console"),
+    KeySpec("palette", "colon,ctrl+p", "command_palette", "Commands", group="Console"),
+    KeySpec("quit", "q", "quit", "Quit", group="Console"),
+)
+
+KEY_IDS: tuple[str, ...] = tuple(spec.id for spec in KEYS)

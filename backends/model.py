@@ -1,0 +1,142 @@
+"""Plain data shared by the engine, the adapters, the widgets and the headless commands."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class State(enum.IntEnum):
+    """Health of one reading, ordered so that ``max()`` gives the worst."""
+
+    OK = 0
+    WARN = 1
+    UNKNOWN = 2
+    CRITICAL = 3
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def exit_code(self) -> int:
+        """The exit status `lakedeck check` uses: 0 OK, 1 warning, 2 critical or unknown."""
+        return {State.OK: 0, State.WARN: 1}.get(self, 2)
+
+
+class Pane(str, enum.Enum):
+    SERVICES = "services"
+    RESOURCES = "resources"
+    PROCESSES = "processes"
+    PIPELINES = "pipelines"
+    LOGS = "logs"
+    BACKUPS = "backups"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The latest word from one thing being watched.
+
+    ``key`` is unique across the whole engine (``"<source>"`` or ``"<source>:<part>"``);
+    ``reason`` is one line an operator can act on.
+    """
+
+    key: str
+    source: str
+    state: State
+    reason: str
+    ts: float
+    pane: Pane = Pane.SERVICES
+
+    @property
+    def value(self) -> float | None:
+        """The number kept in history for sparklines, if any."""
+        return None
+
+
+@dataclass(frozen=True)
+class CheckReading(Reading):
+    """One service check: an HTTP endpoint, a TCP port, a process, a command."""
+
+    kind: str = ""
+    target: str = ""
+    latency_ms: float | None = None
+    details: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def value(self) -> float | None:
+        return self.latency_ms
+
+
+@dataclass(frozen=True)
+class GaugeReading(Reading):
+    """A resource level such as CPU, memory, a disk or a network rate."""
+
+    label: str = ""
+    amount: float = 0.0
+    unit: str = "%"
+    percent: float | None = None
+    group: str = ""
+    pane: Pane = Pane.RESOURCES
+
+    @property
+    def value(self) -> float | None:
+        return self.percent if self.percent is not None else self.amount
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    pid: int
+    name: str
+    user: str
+    cpu_percent: float
+    rss_bytes: int
+    started: float
+
+
+@dataclass(frozen=True)
+class ProcessTableReading(Reading):
+    """The top processes of a host, by CPU and by memory."""
+
+    by_cpu: tuple[ProcessRow, ...] = ()
+    by_memory: tuple[ProcessRow, ...] = ()
+    pane: Pane = Pane.PROCESSES
+
+
+@dataclass(frozen=True)
+class LogLine:
+    source: str
+    text: str
+    ts: float
+
+
+@dataclass(frozen=True)
+class LogReading(Reading):
+    """Lines that arrived in one log since the previous poll."""
+
+    path: str = ""
+    lines: tuple[LogLine, ...] = ()
+    pane: Pane = Pane.LOGS
+
+
+@dataclass
+class SourceHealth:
+    """How the engine's loop for one source is doing."""
+
+    name: str
+    kind: str
+    interval: float
+    last_poll: float | None = None
+    last_ok: float | None = None
+    failures: int = 0
+    last_error: str = ""
+    next_delay: float = 0.0
+    polls: int = 0
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one finished poll changed, as handed to subscribers."""
+
+    source: str
+    readings: tuple[Reading, ...]
+    health: SourceHealth = field(compare=False)
