@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -272,6 +272,15 @@ def _fail(ctx: Context | None, node: yaml.Node | None, message: str) -> None:
     if ctx is not None and node is not None:
         raise ctx.error(node, message)
     raise ConfigError(ctx.file if ctx else "<config>", 1, 1, message)
+
+
+def with_refresh(config: Config, seconds: float) -> Config:
+    """``--refresh``: a new interval for every source that uses the top-level one."""
+    sources = tuple(
+        replace(s, interval=seconds, timeout=min(s.timeout, seconds * 0.75)) if s.interval == config.refresh else s
+        for s in config.sources
+    )
+    return replace(config, refresh=seconds, sources=sources)
 
 
 def dump_schema() -> str:

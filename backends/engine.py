@@ -11,10 +11,11 @@ import time
 from typing import Callable, Iterable
 
 from .adapters import build_source
-from .adapters.base import Source, StillRunning
+from .adapters.base import BrokenSource, Source, StillRunning
 from .config import Config, SourceSpec
 from .durations import format_duration
 from .model import Reading, SourceHealth, State, Update
+from .text import one_line
 
 BACKOFF_CAP = 60.0
 Subscriber = Callable[[Update], None]
@@ -51,9 +52,14 @@ class Engine:
     def build(self) -> None:
         """Create the adapters. Imports each kind's library, so call it off the first paint."""
         for spec in self.config.sources:
-            if spec.name not in self.sources:
+            if spec.name in self.sources:
+                continue
+            try:
                 self.sources[spec.name] = self._factory(spec, self.config)
-                self._locks[spec.name] = asyncio.Lock()
+            except Exception as exc:  # a broken adapter is one red row, not a dead console
+                reason = one_line(f"cannot start the {spec.kind} adapter: {type(exc).__name__}: {exc}")
+                self.sources[spec.name] = BrokenSource(spec, self.config.thresholds, reason)
+            self._locks[spec.name] = asyncio.Lock()
 
     async def start(self) -> None:
         """Build the sources (in a thread: adapter imports are slow) and start one loop per source."""
@@ -111,7 +117,7 @@ class Engine:
             except StillRunning as exc:
                 failure = f"{exc} (hung for over {format_duration(self.clock() - (health.last_poll or started))})"
             except Exception as exc:  # an adapter bug must not stop the loop or the console
-                failure = f"poll failed: {type(exc).__name__}: {exc}".splitlines()[0]
+                failure = one_line(f"poll failed: {type(exc).__name__}: {exc}")
             if failure:
                 readings = source.failed(failure)
             health.polls += 1

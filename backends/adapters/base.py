@@ -16,6 +16,11 @@ T = TypeVar("T")
 _EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="lakedeck-poll")
 
 
+def shutdown_threads() -> None:
+    """Let idle poll threads end; a thread stuck in a call keeps running (it cannot be killed)."""
+    _EXECUTOR.shutdown(wait=False, cancel_futures=True)
+
+
 class StillRunning(Exception):
     """The previous blocking poll of this source has not returned yet."""
 
@@ -62,3 +67,14 @@ class Source:
             raise StillRunning(f"the previous poll of {self.name} is still running")
         self._blocking = _EXECUTOR.submit(fn, *args)
         return await asyncio.wrap_future(self._blocking)
+
+
+class BrokenSource(Source):
+    """Stands in for a source whose adapter could not be created, so it shows as a row with the reason."""
+
+    def __init__(self, spec: SourceSpec, thresholds: Thresholds, reason: str) -> None:
+        super().__init__(spec, thresholds)
+        self.reason = reason
+
+    async def poll(self) -> list[Reading]:
+        return self.failed(self.reason)

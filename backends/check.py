@@ -1,0 +1,79 @@
+"""`lakedeck check`: one sweep of every source, printed as a table or JSON, with a cron-friendly exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, TextIO
+
+from .config import Config
+from .engine import Engine
+from .model import CheckReading, GaugeReading, LogReading, ProcessTableReading, Reading, State
+from .text import one_line
+
+
+def summarize(reading: Reading) -> str:
+    """What a reading says in a few words, beside its state."""
+    if isinstance(reading, GaugeReading):
+        return reading.label
+    if isinstance(reading, CheckReading):
+        return reading.target
+    if isinstance(reading, LogReading):
+        return reading.path
+    if isinstance(reading, ProcessTableReading):
+        return f"top {len(reading.by_cpu)} processes"
+    return ""
+
+
+def sweep(config: Config) -> list[Reading]:
+    async def run() -> list[Reading]:
+        engine = Engine(config)
+        try:
+            await engine.sweep()
+        finally:
+            await engine.stop()
+        return list(engine.readings.values())
+
+    return asyncio.run(run())
+
+
+def exit_code(readings: list[Reading]) -> int:
+    return max((r.state for r in readings), default=State.OK).exit_code()
+
+
+def as_json(readings: list[Reading]) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": r.key,
+            "source": r.source,
+            "pane": r.pane.value,
+            "state": r.state.name,
+            "reason": r.reason,
+            "what": summarize(r),
+            "value": r.value,
+            "ts": r.ts,
+        }
+        for r in readings
+    ]
+
+
+def write_table(readings: list[Reading], out: TextIO) -> None:
+    """A plain table: no colour, no markup, safe for cron mail and pipes."""
+    rows = [(r.state.name, one_line(r.key, 40), one_line(summarize(r), 40), one_line(r.reason, 100))
+            for r in sorted(readings, key=lambda r: (-r.state, r.key))]
+    headers = ("STATE", "KEY", "WHAT", "REASON")
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    for row in (headers, *rows):
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+    counts = {state: sum(1 for r in readings if r.state is state) for state in State}
+    out.write(", ".join(f"{n} {state.name.lower()}" for state, n in counts.items()) + "\n")
+
+
+def run_check(config: Config, out: TextIO, as_json_output: bool = False) -> int:
+    readings = sweep(config)
+    if as_json_output:
+        json.dump({"origin": config.origin, "readings": as_json(readings)}, out, indent=2)
+        out.write("\n")
+    else:
+        write_table(readings, out)
+    return exit_code(readings)

@@ -1,0 +1,1 @@
+"""The console application: wiring of engine, widgets, keys and the command line."""

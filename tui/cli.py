@@ -1,0 +1,100 @@
+"""The `lakedeck` command. Headless verbs never import textual; the console imports it only when it starts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn, Sequence
+
+from backends import __version__
+from backends.config import THEMES
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _interval(text: str) -> float:
+    from backends.durations import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if seconds < 0.1:
+        raise argparse.ArgumentTypeError(f"{text!r} is too short (expected at least 0.1s)")
+    return seconds
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lakedeck", description="A keyboard-driven console for operating data platforms.")
+    parser.add_argument("--version", action="version", version=f"lakedeck {__version__}")
+    parser.add_argument("-c", "--config", metavar="FILE", help="config file (default: $LAKEDECK_CONFIG, "
+                        "then $XDG_CONFIG_HOME/lakedeck/lakedeck.yaml, then the built-in default)")
+    parser.add_argument("--read-only", action="store_true", help="refuse every action that changes anything")
+    parser.add_argument("--theme", metavar="NAME", choices=THEMES, help=f"one of: {', '.join(THEMES)}")
+    parser.add_argument("--refresh", metavar="SECONDS", type=_interval,
+                        help="poll interval for sources without their own (e.g. 2, 500ms, 5s)")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
+    check = verbs.add_parser("check", help="poll every source once; exit 0 OK, 1 warning, 2 critical/unknown")
+    check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.add_argument("-c", "--config", metavar="FILE", dest="check_config", help="config file")
+    config = verbs.add_parser("config", help="validate a config file or print its JSON Schema")
+    config_verbs = config.add_subparsers(dest="config_verb", metavar="ACTION", required=True, parser_class=_Parser)
+    validate = config_verbs.add_parser("validate", help="check a config file without starting anything")
+    validate.add_argument("file", metavar="FILE")
+    config_verbs.add_parser("schema", help="print the JSON Schema of lakedeck.yaml, for editors")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from backends.schema import ConfigError
+
+    try:
+        if args.verb == "config":
+            return _config_verb(args)
+        config = _load(args.config or getattr(args, "check_config", None), args.refresh)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.verb == "check":
+        from backends.check import run_check
+
+        return run_check(config, sys.stdout, args.json)
+    from .app import run_console
+
+    return run_console(config, theme=args.theme, read_only=args.read_only)
+
+
+def _load(path: str | None, refresh: float | None):
+    from backends import config as cfg
+
+    config = cfg.load(path)
+    return config if refresh is None else cfg.with_refresh(config, refresh)
+
+
+def _config_verb(args: argparse.Namespace) -> int:
+    from backends import config as cfg
+
+    if args.config_verb == "schema":
+        print(cfg.dump_schema())
+        return 0
+    from pathlib import Path
+
+    config = cfg.load_file(Path(args.file))
+    print(f"{args.file}: OK ({len(config.sources)} sources: "
+          + ", ".join(f"{len(config.section(s))} {s}" for s in cfg.SECTIONS) + ")")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The dashboard: every pane together; each can be opened full screen."""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+from textual.app import ComposeResult
+from textual.containers import Grid
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import DataTable, Footer, Input
+
+from backends.model import CheckReading, GaugeReading, LogReading, Pane as PaneKind, ProcessTableReading, Reading
+from widgets.log_view import LogEntry, LogView
+from widgets.pane import Pane
+from widgets.status_bar import StatusBar
+from widgets.status_table import StatusTable
+
+from . import rows
+
+PANES: tuple[tuple[str, str], ...] = (
+    ("services", "Services"),
+    ("resources", "Resources"),
+    ("pipelines", "Pipelines"),
+    ("logs", "Logs"),
+    ("backups", "Backups"),
+)
+GRID_ORDER = ("services", "resources", "pipelines", "backups", "logs")
+EMPTY = {
+    "services": "No services configured: the services: section fills this pane (http, tcp, process, command).",
+    "resources": "No hosts configured: the hosts: section fills this pane (kind: local watches this machine).",
+    "pipelines": "No pipelines: a pipelines: section will fill this pane (not read by this version yet).",
+    "logs": "No logs configured: the logs: section fills this pane (kind: file, path: /var/log/app/*.log).",
+    "backups": "No backups: a backups: section will fill this pane (not read by this version yet).",
+}
+
+
+class Dashboard(Screen):
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        numbers = {name: number for number, (name, _) in enumerate(PANES, start=1)}
+        titles = dict(PANES)
+        with Grid(id="panes"):
+            for name in GRID_ORDER:
+                with Pane(titles[name], numbers[name], EMPTY[name], id=f"pane-{name}"):
+                    yield from self._pane_body(name)
+        yield Input(placeholder="filter rows: type to hide what does not match · enter keep · esc clear",
+                    id="filter", classes="-hidden")
+        yield Footer()
+
+    def _pane_body(self, name: str) -> Iterable[Widget]:
+        if name == "services":
+            yield StatusTable(rows.SERVICE_COLUMNS, id="services-table", classes="pane--body")
+        elif name == "resources":
+            yield StatusTable(rows.GAUGE_COLUMNS, id="gauges-table", classes="pane--body")
+            yield StatusTable(rows.PROCESS_COLUMNS, id="processes-table", classes="pane--body")
+        elif name == "logs":
+            yield LogView(id="log-view", classes="pane--body")
+
+    def on_mount(self) -> None:
+        for name, _ in PANES:
+            self.pane(name).show_empty(True)
+        self.query_one("#services-table").focus()
+
+    def pane(self, name: str) -> Pane:
+        return self.query_one(f"#pane-{name}", Pane)
+
+    def pane_names(self) -> list[str]:
+        return [name for name, _ in PANES]
+
+    def pane_of(self, widget: Widget | None) -> str | None:
+        while widget is not None:
+            if isinstance(widget, Pane):
+                return widget.id.removeprefix("pane-") if widget.id else None
+            widget = widget.parent if isinstance(widget.parent, Widget) else None
+        return None
+
+    def focus_pane(self, name: str) -> None:
+        targets = [w for w in self.pane(name).query(".pane--body") if w.focusable]
+        if targets:
+            targets[0].focus()
+        else:
+            self.set_focus(None)
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def apply(self, readings: Mapping[str, Reading], history: Mapping[str, Sequence[tuple[float, float]]],
+              intervals: Mapping[str, float], now: float) -> None:
+        by_pane: dict[PaneKind, list[Reading]] = {}
+        for reading in readings.values():
+            by_pane.setdefault(reading.pane, []).append(reading)
+
+        def stale(r: Reading) -> bool:
+            return rows.is_stale(r, intervals.get(r.source, 2.0), now)
+
+        services = [r for r in by_pane.get(PaneKind.SERVICES, []) if isinstance(r, CheckReading)]
+        services.sort(key=lambda r: (-r.state, r.key))
+        self.query_one("#services-table", StatusTable).set_rows([rows.service_row(r, stale(r)) for r in services])
+        self._set_pane("services", services, intervals, now)
+
+        gauges = [r for r in by_pane.get(PaneKind.RESOURCES, []) if isinstance(r, GaugeReading)]
+        self.query_one("#gauges-table", StatusTable).set_rows(
+            [rows.gauge_row(g, (v for _, v in history.get(g.key, ())), stale(g)) for g in gauges])
+        tables = [r for r in by_pane.get(PaneKind.PROCESSES, []) if isinstance(r, ProcessTableReading)]
+        processes = {p.pid: p for t in tables for p in (*t.by_cpu, *t.by_memory)}
+        ordered = sorted(processes.values(), key=lambda p: (-p.cpu_percent, -p.rss_bytes))
+        self.query_one("#processes-table", StatusTable).set_rows([rows.process_row(p, now) for p in ordered])
+        self._set_pane("resources", gauges + tables, intervals, now)
+
+        logs = [r for r in by_pane.get(PaneKind.LOGS, []) if isinstance(r, LogReading)]
+        self._set_pane("logs", logs, intervals, now)
+
+    def _set_pane(self, name: str, readings: Sequence[Reading], intervals: Mapping[str, float], now: float) -> None:
+        pane = self.pane(name)
+        pane.show_empty(not readings)
+        status, stale = rows.pane_status(readings, intervals, now)
+        active_filter = self.filter_of(name)
+        if active_filter:
+            status = f"filter: {active_filter} · {status}" if status else f"filter: {active_filter}"
+        pane.set_status(status, stale)
+
+    def write_logs(self, entries: Sequence[LogEntry]) -> None:
+        self.query_one("#log-view", LogView).write_entries(entries)
+
+    # -- filter ----------------------------------------------------------------------------------
+
+    def filterable(self, name: str) -> list[StatusTable | LogView]:
+        return [w for w in self.pane(name).query(".pane--body") if isinstance(w, (StatusTable, LogView))]
+
+    def filter_of(self, name: str) -> str:
+        targets = self.filterable(name)
+        return targets[0].filter_text if targets else ""
+
+    def set_filter(self, name: str, text: str) -> None:
+        for target in self.filterable(name):
+            target.set_filter(text)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.app.action_details()

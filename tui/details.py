@@ -1,0 +1,70 @@
+"""What `enter` shows: the reading, its reason, its source's health and its history, as plain lines."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from backends.durations import format_duration
+from backends.model import CheckReading, GaugeReading, ProcessRow, Reading, SourceHealth
+from backends.text import one_line
+
+from .rows import gauge_value, human_bytes, sparkline
+
+Lines = list[tuple[str, str]]
+
+
+def clock_text(ts: float, now: float) -> str:
+    return f"{time.strftime('%H:%M:%S', time.localtime(ts))} ({format_duration(now - ts)} ago)"
+
+
+def reading_lines(reading: Reading, health: SourceHealth | None, history: Sequence[tuple[float, float]],
+                  now: float) -> Lines:
+    lines: Lines = [
+        ("key", one_line(reading.key, 300)),
+        ("source", one_line(reading.source, 300)),
+        ("state", reading.state.name),
+        ("reason", one_line(reading.reason, 2000)),
+        ("read at", clock_text(reading.ts, now)),
+    ]
+    if isinstance(reading, CheckReading):
+        lines += [("kind", reading.kind), ("target", one_line(reading.target, 500))]
+        if reading.latency_ms is not None:
+            lines.append(("latency", f"{reading.latency_ms:.1f} ms"))
+        lines += [(one_line(k, 40), one_line(v, 500)) for k, v in reading.details]
+    if isinstance(reading, GaugeReading):
+        lines += [("gauge", one_line(reading.label, 200)), ("value", gauge_value(reading))]
+    if health is not None:
+        lines += [("Source", ""), ("kind", health.kind), ("interval", format_duration(health.interval)),
+                  ("polls", str(health.polls)), ("failures in a row", str(health.failures)),
+                  ("next poll in", format_duration(health.next_delay))]
+        if health.last_ok:
+            lines.append(("last good poll", clock_text(health.last_ok, now)))
+        if health.last_error:
+            lines.append(("last error", one_line(health.last_error, 500)))
+    if history:
+        values = [v for _, v in history]
+        lines += [("History", ""), ("trend", sparkline(values, width=60)),
+                  ("min / max", f"{min(values):.1f} / {max(values):.1f}"), ("points", str(len(values)))]
+        lines += [(time.strftime("%H:%M:%S", time.localtime(ts)), f"{value:.2f}") for ts, value in list(history)[-10:]]
+    return lines
+
+
+def process_lines(proc: ProcessRow, now: float) -> Lines:
+    return [
+        ("pid", str(proc.pid)),
+        ("process", one_line(proc.name, 300)),
+        ("user", one_line(proc.user, 100)),
+        ("cpu", f"{proc.cpu_percent:.1f}%"),
+        ("rss", human_bytes(proc.rss_bytes)),
+        ("started", clock_text(proc.started, now) if proc.started else "unknown"),
+    ]
+
+
+def find_process(readings: Sequence[Reading], pid: int) -> ProcessRow | None:
+    for reading in readings:
+        for proc in (*getattr(reading, "by_cpu", ()), *getattr(reading, "by_memory", ())):
+            if proc.pid == pid:
+                return proc
+    return None
+

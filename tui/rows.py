@@ -1,0 +1,115 @@
+"""Readings to table rows: pure functions, so that what the panes show is tested without a screen."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from backends.durations import format_duration
+from backends.model import CheckReading, GaugeReading, ProcessRow, Reading, State
+from backends.text import one_line
+from widgets.cells import Cell, Row
+
+STATE_ROLE = {State.OK: "ok", State.WARN: "warn", State.CRITICAL: "critical", State.UNKNOWN: "unknown"}
+STATE_GLYPH = {State.OK: "●", State.WARN: "▲", State.CRITICAL: "✖", State.UNKNOWN: "?"}
+SPARK = "▁▂▃▄▅▆▇█"
+
+SERVICE_COLUMNS = ("State", "Name", "Reason", "Latency", "Kind", "Target")
+GAUGE_COLUMNS = ("State", "Gauge", "Level", "Value", "Trend", "Reason")
+PROCESS_COLUMNS = ("PID", "Process", "User", "CPU%", "RSS", "Up")
+
+
+def state_cell(state: State, stale: bool) -> Cell:
+    if stale:
+        return Cell(f"◌ {state.name}", "stale")
+    return Cell(f"{STATE_GLYPH[state]} {state.name}", STATE_ROLE[state], bold=state >= State.UNKNOWN)
+
+
+def is_stale(reading: Reading, interval: float, now: float) -> bool:
+    """Data older than three intervals looks stale."""
+    return now - reading.ts > 3 * interval
+
+
+def sparkline(values: Sequence[float], width: int = 12, top: float | None = None) -> str:
+    """The last ``width`` values as block characters, scaled to ``top`` (or the largest value)."""
+    recent = list(values)[-width:]
+    if not recent:
+        return ""
+    high = top if top is not None else max(recent)
+    if high <= 0:
+        return SPARK[0] * len(recent)
+    steps = len(SPARK) - 1
+    return "".join(SPARK[max(0, min(steps, round(v / high * steps)))] for v in recent)
+
+
+def bar(percent: float | None, width: int = 10) -> str:
+    if percent is None:
+        return ""
+    filled = max(0, min(width, round(percent / 100 * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
+def human_bytes(amount: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(amount) < 1024 or unit == "TB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} TB"
+
+
+def gauge_value(reading: GaugeReading) -> str:
+    """The figure an operator reads first: a percent where there is one, else the amount in its unit."""
+    if reading.unit == "B/s":
+        return human_bytes(reading.amount) + "/s"
+    if reading.unit == "B":
+        return f"{reading.percent:.0f}%" if reading.percent is not None else human_bytes(reading.amount)
+    if reading.unit == "%":
+        return f"{reading.amount:.0f}%"
+    return f"{reading.amount:.2f} {reading.unit}".strip()
+
+
+def service_row(reading: Reading, stale: bool) -> Row:
+    kind = target = latency = ""
+    if isinstance(reading, CheckReading):
+        kind, target = reading.kind, one_line(reading.target, 60)
+        latency = "" if reading.latency_ms is None else f"{reading.latency_ms:.0f}ms"
+    name = one_line(reading.key, 40)
+    reason = one_line(reading.reason, 120)
+    return Row(reading.key, (
+        state_cell(reading.state, stale), Cell(name, bold=True), Cell(reason, "" if reading.state is State.OK else
+                                                                       STATE_ROLE[reading.state]),
+        Cell(latency, "muted"), Cell(kind, "muted"), Cell(target, "muted"),
+    ))
+
+
+def gauge_row(reading: GaugeReading, history: Iterable[float], stale: bool) -> Row:
+    role = "stale" if stale else STATE_ROLE[reading.state]
+    top = 100.0 if reading.percent is not None else None
+    return Row(reading.key, (
+        state_cell(reading.state, stale),
+        Cell(one_line(reading.label, 30), bold=True),
+        Cell(bar(reading.percent), role),
+        Cell(gauge_value(reading)),
+        Cell(sparkline(list(history), top=top), role),
+        Cell(one_line(reading.reason, 80), "muted" if reading.state is State.OK else role),
+    ))
+
+
+def process_row(proc: ProcessRow, now: float) -> Row:
+    return Row(f"pid:{proc.pid}", (
+        Cell(str(proc.pid), "muted"),
+        Cell(one_line(proc.name, 30), bold=True),
+        Cell(one_line(proc.user, 12), "muted"),
+        Cell(f"{proc.cpu_percent:5.1f}"),
+        Cell(human_bytes(proc.rss_bytes)),
+        Cell(format_duration(now - proc.started) if proc.started else "", "muted"),
+    ))
+
+
+def pane_status(readings: Sequence[Reading], intervals: dict[str, float], now: float) -> tuple[str, bool]:
+    """The pane's subtitle and whether the pane is stale: judged by its newest reading."""
+    if not readings:
+        return "", False
+    newest = max(readings, key=lambda r: r.ts)
+    age = max(0.0, now - newest.ts)
+    stale = is_stale(newest, intervals.get(newest.source, 2.0), now)
+    return (f"STALE · updated {format_duration(age)} ago" if stale else f"updated {format_duration(age)} ago"), stale

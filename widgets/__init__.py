@@ -1,0 +1,1 @@
+"""Reusable widgets. They take plain data and never import backends' engine or adapters."""

@@ -1,0 +1,59 @@
+"""Plain cells for tables and the theme roles that colour them.
+
+A widget never picks a colour: a cell names a *role* (``ok``, ``warn``, ``critical``...), and the
+role is looked up in the current theme's variables (``$status-ok``...) when the cell is drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+
+ROLE_VARIABLES = {
+    "ok": "status-ok",
+    "warn": "status-warn",
+    "critical": "status-critical",
+    "unknown": "status-unknown",
+    "stale": "status-stale",
+    "muted": "status-stale",
+    "accent": "accent",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    role: str = ""
+    bold: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    cells: tuple[Cell, ...]
+    search_text: str = ""
+
+    def matches(self, needle: str) -> bool:
+        if not needle:
+            return True
+        haystack = self.search_text or " ".join(c.text for c in self.cells)
+        return needle.lower() in haystack.lower()
+
+
+def role_styles(variables: dict[str, str]) -> dict[str, Style]:
+    """Rich styles for each role from a theme's CSS variables."""
+    styles = {}
+    for role, variable in ROLE_VARIABLES.items():
+        colour = variables.get(variable)
+        styles[role] = Style(color=colour, dim=role == "muted") if colour else Style(dim=role in ("stale", "muted"))
+    return styles
+
+
+def render_cell(cell: Cell, styles: dict[str, Style]) -> Text:
+    """The cell as Text. Never parsed as markup: cells carry untrusted text."""
+    style = styles.get(cell.role, Style())
+    if cell.bold:
+        style = style + Style(bold=True)
+    return Text(cell.text, style=style, no_wrap=True, end="")

@@ -1,0 +1,46 @@
+"""A titled pane of the dashboard: says when its data was refreshed, looks stale when it is, and
+explains itself when empty."""
+
+from __future__ import annotations
+
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import Static
+
+
+class Pane(Vertical):
+    ALLOW_MAXIMIZE = True
+    DEFAULT_CSS = """
+    Pane {
+        border: round $border-blurred;
+        border-title-color: $text;
+        border-subtitle-color: $text-muted;
+        height: 1fr;
+        padding: 0;
+    }
+    Pane:focus-within { border: round $border; }
+    Pane.-stale { border: round $status-stale; border-subtitle-color: $status-warn; }
+    Pane > .pane--empty { color: $text-muted; padding: 0 1; height: auto; display: none; }
+    Pane.-empty > .pane--empty { display: block; }
+    Pane.-empty > .pane--body { display: none; }
+    """
+
+    def __init__(self, title: str, number: int, empty_message: str, *, id: str) -> None:
+        super().__init__(id=id)
+        self.number = number
+        self.title = title
+        self.border_title = Content(f"{number} {title}")
+        self._empty = Static(Content(empty_message), classes="pane--empty")
+
+    def on_mount(self) -> None:
+        self.mount(self._empty, before=0)
+
+    def show_empty(self, empty: bool) -> None:
+        self.set_class(empty, "-empty")
+
+    def set_status(self, text: str, stale: bool = False) -> None:
+        """The border's subtitle: when the data was refreshed, a filter, a pause."""
+        self.set_class(stale, "-stale")
+        if text != getattr(self, "_status_text", None):
+            self._status_text = text
+            self.border_subtitle = Content(text) if text else None

@@ -1,0 +1,58 @@
+"""The top line: where we are, counts by state, the age of the newest data, and modes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widget import Widget
+
+from .cells import role_styles
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    host: str
+    origin: str
+    counts: tuple[tuple[str, int, str], ...]  # (label, count, role)
+    age: str
+    stale: bool = False
+    paused: bool = False
+    read_only: bool = False
+
+
+class StatusBar(Widget):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._summary: StatusSummary | None = None
+
+    def show(self, summary: StatusSummary) -> None:
+        if summary != self._summary:
+            self._summary = summary
+            self.refresh()
+
+    def render(self) -> Text:
+        summary = self._summary
+        if summary is None:
+            return Text("lakedeck · starting…")
+        styles = role_styles(self.app.get_css_variables())
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("lakedeck", style="bold")
+        text.append(f" {summary.host}")
+        for label, count, role in summary.counts:
+            text.append("  ")
+            text.append(f"{count} {label}", style=styles.get(role) if count else styles.get("muted"))
+        text.append("  ")
+        text.append(summary.age, style=styles.get("warn") if summary.stale else styles.get("muted"))
+        if summary.paused:
+            text.append("  ")
+            text.append(" PAUSED ", style="bold reverse")
+        if summary.read_only:
+            text.append("  ")
+            text.append(" READ-ONLY ", style="bold reverse")
+        text.append(f"  {summary.origin}", style=styles.get("muted"))
+        return text
