@@ -38,3 +38,8 @@ def format_duration(seconds: float) -> str:
         return f"{hours}h{minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d{hours:02d}h"
+
+
+def format_age(seconds: float) -> str:
+    """How long ago, in whole seconds at least: ``just now``, ``12s ago``, ``3m05s ago``."""
+    return "just now" if seconds < 1 else f"{format_duration(seconds)} ago"

@@ -16,6 +16,7 @@ class KeySpec:
     description: str
     show: bool = True
     group: str = "Console"
+    screen: bool = False  # bound on the dashboard screen, so that it wins over Screen's own tab keys
 
 
 KEYS: tuple[KeySpec, ...] = (
@@ -24,8 +25,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("pane.pipelines", "3", "pane('pipelines')", "Pipelines", show=False, group="Panes"),
     KeySpec("pane.logs", "4", "pane('logs')", "Logs", show=False, group="Panes"),
     KeySpec("pane.backups", "5", "pane('backups')", "Backups", show=False, group="Panes"),
-    KeySpec("pane.next", "tab", "next_pane", "Next pane", show=False, group="Panes"),
-    KeySpec("pane.previous", "shift+tab", "previous_pane", "Previous pane", show=False, group="Panes"),
+    KeySpec("pane.next", "tab", "next_pane", "Next pane", show=False, group="Panes", screen=True),
+    KeySpec("pane.previous", "shift+tab", "previous_pane", "Previous pane", show=False, group="Panes", screen=True),
     KeySpec("back", "escape", "back", "Back to the dashboard", show=False, group="Panes"),
     KeySpec("details", "enter", "details", "Details of the selected row", show=False, group="Rows"),
     KeySpec("filter", "slash", "filter", "Filter rows", group="Rows"),

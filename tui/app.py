@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.timer import Timer
 
 from backends.config import Config
-from backends.durations import format_duration
+from backends.durations import format_age
 from backends.engine import Engine
 from backends.keymap import KEYS
 from backends.model import LogReading, State, Update
@@ -25,6 +25,7 @@ from widgets.log_view import LogEntry, LogView
 from widgets.status_bar import StatusBar, StatusSummary
 from widgets.status_table import StatusTable
 
+from .bindings import bindings
 from .commands import LakedeckCommands
 from .dashboard import Dashboard
 from .details import find_process, process_lines, reading_lines
@@ -41,8 +42,7 @@ class LakedeckApp(App[int]):
     CSS_PATH = str(STYLESHEET)
     COMMANDS = {LakedeckCommands}
     COMMAND_PALETTE_BINDING = "ctrl+p"
-    BINDINGS = [Binding(spec.keys, spec.action, spec.description, show=spec.show, id=spec.id,
-                        tooltip=spec.description) for spec in KEYS]
+    BINDINGS = bindings(screen=False)
 
     def __init__(self, config: Config, *, engine: Engine | None = None, clock: Callable[[], float] = time.time,
                  hostname: str | None = None, theme: str | None = None, read_only: bool = False,
@@ -108,6 +108,11 @@ class LakedeckApp(App[int]):
         if self._flush_timer is None and not self.paused:
             self._flush_timer = self.set_timer(FLUSH_DELAY, self._flush)
 
+    def refresh_view(self) -> None:
+        """Draw the engine's current data now (tests and snapshots call this after a manual sweep)."""
+        self._dirty = True
+        self._flush()
+
     def _flush(self) -> None:
         self._flush_timer = None
         if self.paused or not self._dirty:
@@ -137,7 +142,7 @@ class LakedeckApp(App[int]):
             newest = max(r.ts for r in readings)
             age = now - newest
             stale = age > 3 * self.config.refresh
-            age_text = f"newest data {format_duration(age)} ago"
+            age_text = f"newest data {format_age(age)}"
         else:
             stale, age_text = False, "waiting for the first poll"
         self.dashboard.query_one("#status", StatusBar).show(StatusSummary(

@@ -17,6 +17,7 @@ from widgets.status_bar import StatusBar
 from widgets.status_table import StatusTable
 
 from . import rows
+from .bindings import bindings
 
 PANES: tuple[tuple[str, str], ...] = (
     ("services", "Services"),
@@ -36,6 +37,8 @@ EMPTY = {
 
 
 class Dashboard(Screen):
+    BINDINGS = bindings(screen=True)
+
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         numbers = {name: number for number, (name, _) in enumerate(PANES, start=1)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from backends.durations import format_duration
+from backends.durations import format_age, format_duration
 from backends.model import CheckReading, GaugeReading, ProcessRow, Reading, State
 from backends.text import one_line
 from widgets.cells import Cell, Row
@@ -112,4 +112,4 @@ def pane_status(readings: Sequence[Reading], intervals: dict[str, float], now: f
     newest = max(readings, key=lambda r: r.ts)
     age = max(0.0, now - newest.ts)
     stale = is_stale(newest, intervals.get(newest.source, 2.0), now)
-    return (f"STALE · updated {format_duration(age)} ago" if stale else f"updated {format_duration(age)} ago"), stale
+    return (f"STALE · updated {format_age(age)}" if stale else f"updated {format_age(age)}"), stale

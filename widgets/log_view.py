@@ -52,6 +52,7 @@ class LogView(ScrollView, can_focus=True):
         self._filter = ""
         self._widest = 0
         self._styles: dict[str, Style] = {}
+        self._follow = True
 
     def on_mount(self) -> None:
         self._styles = role_styles(self.app.get_css_variables())
@@ -71,7 +72,14 @@ class LogView(ScrollView, can_focus=True):
 
     @property
     def following(self) -> bool:
-        return self.scroll_offset.y >= self.max_scroll_y
+        """At the bottom, so new lines scroll into view. A hidden view keeps what it was doing."""
+        if self.size.height:
+            self._follow = self.scroll_offset.y >= self.max_scroll_y
+        return self._follow
+
+    def on_resize(self) -> None:
+        if self._follow:
+            self.scroll_to(y=self.max_scroll_y, animate=False, force=True)
 
     def write_entries(self, entries: Iterable[LogEntry]) -> None:
         """Append a batch: one size update and one refresh, however many lines."""
@@ -99,7 +107,7 @@ class LogView(ScrollView, can_focus=True):
     def _resize(self, follow: bool) -> None:
         self.virtual_size = Size(self.source_width + 1 + self._widest, len(self._shown))
         if follow:
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            self.scroll_to(y=self.max_scroll_y, animate=False, force=True)
         self.refresh()
 
     def render_line(self, y: int) -> Strip:

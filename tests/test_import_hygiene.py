@@ -1,0 +1,32 @@
+"""backends/ powers the headless commands too: it must never pull in the UI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+MODULES = ["backends", "backends.config", "backends.engine", "backends.check", "backends.defaults",
+           "backends.adapters.host", "backends.adapters.http_check", "backends.adapters.tcp_check",
+           "backends.adapters.process_check", "backends.adapters.command_check", "backends.adapters.log_file"]
+
+
+def test_backends_never_import_textual():
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in MODULES)
+            + "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'tui', 'widgets'))\n"
+            + "print(','.join(bad))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_headless_check_does_not_import_textual():
+    code = ("import sys\nfrom tui.cli import main\nimport backends.check\n"
+            "print(any(m.startswith('textual') for m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_widgets_never_import_the_engine_or_adapters():
+    code = ("import sys\nimport widgets.status_table, widgets.log_view, widgets.pane, widgets.status_bar\n"
+            "print(','.join(sorted(m for m in sys.modules if m.startswith(('backends', 'tui')))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
