@@ -231,7 +231,11 @@ def build(raw: dict[str, Any], origin: str, node: yaml.Node | None = None, ctx: 
     refresh = raw["refresh"]
     default_timeout = raw["timeout"]
     level = raw["thresholds"] or {}
-    thresholds = Thresholds(level.get("warn") or 80.0, level.get("critical") or 90.0)
+    defaults = Thresholds()
+    thresholds = Thresholds(
+        defaults.warn if level.get("warn") is None else level["warn"],
+        defaults.critical if level.get("critical") is None else level["critical"],
+    )
     sources: list[SourceSpec] = []
     names: set[str] = set()
     for section in SECTIONS:

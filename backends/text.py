@@ -26,3 +26,15 @@ def one_line(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split("\n")).replace("\r", " ")
     flat = visible(flat)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def human_bytes(count: float) -> str:
+    """``512 B``, ``1.2 KB``, ``120 MB``, ``3.4 GB`` (powers of 1024, short units operators read fast)."""
+    amount = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(amount) < 1024 or unit == "TB":
+            if unit == "B":
+                return f"{amount:.0f} B"
+            return f"{amount:.1f} {unit}" if abs(amount) < 10 else f"{amount:.0f} {unit}"
+        amount /= 1024
+    return f"{amount:.0f} PB"  # pragma: no cover - unreachable

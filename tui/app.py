@@ -66,7 +66,8 @@ class LakedeckApp(App[int]):
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {"status-ok": "green", "status-warn": "yellow", "status-critical": "red",
-                "status-unknown": "magenta", "status-stale": "grey"}
+                "status-unknown": "magenta", "status-stale": "grey",
+                "pane-border": "grey"}
 
     def get_default_screen(self) -> Dashboard:
         return Dashboard()

@@ -26,13 +26,14 @@ PANES: tuple[tuple[str, str], ...] = (
     ("logs", "Logs"),
     ("backups", "Backups"),
 )
+GAUGE_GROUP_ORDER = {"": 0, "disks": 1, "network": 2}  # per-core and other long groups last
 GRID_ORDER = ("services", "resources", "pipelines", "backups", "logs")
 EMPTY = {
-    "services": "No services configured: the services: section fills this pane (http, tcp, process, command).",
-    "resources": "No hosts configured: the hosts: section fills this pane (kind: local watches this machine).",
-    "pipelines": "No pipelines: a pipelines: section will fill this pane (not read by this version yet).",
-    "logs": "No logs configured: the logs: section fills this pane (kind: file, path: /var/log/app/*.log).",
-    "backups": "No backups: a backups: section will fill this pane (not read by this version yet).",
+    "services": "Empty: add checks under services: in lakedeck.yaml (http, tcp, process, command).",
+    "resources": "Empty: add a host under hosts: in lakedeck.yaml (kind: local is this machine).",
+    "pipelines": "Empty · pipelines: section (coming)",
+    "logs": "Empty: add files under logs: in lakedeck.yaml (path: /var/log/app/*.log).",
+    "backups": "Empty · backups: section (coming)",
 }
 
 
@@ -49,7 +50,7 @@ class Dashboard(Screen):
                     yield from self._pane_body(name)
         yield Input(placeholder="filter rows: type to hide what does not match · enter keep · esc clear",
                     id="filter", classes="-hidden")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def _pane_body(self, name: str) -> Iterable[Widget]:
         if name == "services":
@@ -102,6 +103,7 @@ class Dashboard(Screen):
         self._set_pane("services", services, intervals, now)
 
         gauges = [r for r in by_pane.get(PaneKind.RESOURCES, []) if isinstance(r, GaugeReading)]
+        gauges.sort(key=lambda g: GAUGE_GROUP_ORDER.get(g.group, len(GAUGE_GROUP_ORDER)))
         self.query_one("#gauges-table", StatusTable).set_rows(
             [rows.gauge_row(g, (v for _, v in history.get(g.key, ())), stale(g)) for g in gauges])
         tables = [r for r in by_pane.get(PaneKind.PROCESSES, []) if isinstance(r, ProcessTableReading)]

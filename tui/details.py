@@ -7,9 +7,9 @@ from typing import Sequence
 
 from backends.durations import format_duration
 from backends.model import CheckReading, GaugeReading, ProcessRow, Reading, SourceHealth
-from backends.text import one_line
+from backends.text import human_bytes, one_line
 
-from .rows import gauge_value, human_bytes, sparkline
+from .rows import gauge_value, sparkline
 
 Lines = list[tuple[str, str]]
 

@@ -6,7 +6,7 @@ from typing import Iterable, Sequence
 
 from backends.durations import format_age, format_duration
 from backends.model import CheckReading, GaugeReading, ProcessRow, Reading, State
-from backends.text import one_line
+from backends.text import human_bytes, one_line
 from widgets.cells import Cell, Row
 
 STATE_ROLE = {State.OK: "ok", State.WARN: "warn", State.CRITICAL: "critical", State.UNKNOWN: "unknown"}
@@ -46,14 +46,6 @@ def bar(percent: float | None, width: int = 10) -> str:
         return ""
     filled = max(0, min(width, round(percent / 100 * width)))
     return "█" * filled + "░" * (width - filled)
-
-
-def human_bytes(amount: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(amount) < 1024 or unit == "TB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{amount:.1f} TB"
 
 
 def gauge_value(reading: GaugeReading) -> str:

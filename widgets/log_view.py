@@ -40,7 +40,7 @@ class LogEntry:
 
 class LogView(ScrollView, can_focus=True):
     DEFAULT_CSS = """
-    LogView { height: 1fr; scrollbar-size-vertical: 1; }
+    LogView { height: 1fr; scrollbar-size-vertical: 1; scrollbar-size-horizontal: 0; }
     """
 
     def __init__(self, max_lines: int = 10_000, source_width: int = 12, **kwargs) -> None:

@@ -12,13 +12,13 @@ class Pane(Vertical):
     ALLOW_MAXIMIZE = True
     DEFAULT_CSS = """
     Pane {
-        border: round $border-blurred;
+        border: round $pane-border;
         border-title-color: $text;
         border-subtitle-color: $text-muted;
         height: 1fr;
         padding: 0;
     }
-    Pane:focus-within { border: round $border; }
+    Pane:focus-within { border: round $accent; }
     Pane.-stale { border: round $status-stale; border-subtitle-color: $status-warn; }
     Pane > .pane--empty { color: $text-muted; padding: 0 1; height: auto; display: none; }
     Pane.-empty > .pane--empty { display: block; }

@@ -11,7 +11,7 @@ from .cells import Row, render_cell, role_styles
 
 class StatusTable(DataTable):
     DEFAULT_CSS = """
-    StatusTable { height: 1fr; scrollbar-size-vertical: 1; }
+    StatusTable { height: 1fr; scrollbar-size-vertical: 1; scrollbar-size-horizontal: 0; }
     StatusTable > .datatable--cursor { text-style: bold; }
     """
 

@@ -1,0 +1,81 @@
+"""Shared fixtures: real servers on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+
+import pytest
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    hung = threading.Event()  # set at teardown, so /hung handlers return and their threads end
+
+    def log_message(self, format, *args):  # keep test output clean
+        pass
+
+    def _send(self, code: int, body: bytes, content_type: str = "application/json", **headers: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        if path == "/healthy":
+            self._send(200, json.dumps({"status": "UP", "checks": [{"name": "db", "ok": True}], "version": 3}).encode())
+        elif path == "/down":
+            self._send(200, json.dumps({"status": "DOWN"}).encode())
+        elif path == "/slow":
+            time.sleep(0.1)
+            self._send(200, b'{"status": "UP"}')
+        elif path == "/hung":
+            self.hung.wait(30)
+        elif path == "/error":
+            self._send(500, b"boom")
+        elif path == "/badjson":
+            self._send(200, b"not json{")
+        elif path == "/redirect":
+            self._send(302, b"", "text/plain", Location="/login")
+        elif path == "/headers":
+            self._send(200, json.dumps({"token": self.headers.get("X-Token", "")}).encode())
+        elif path == "/brackets":
+            self._send(503, b"", "text/plain")
+        else:
+            self._send(404, b"not found", "text/plain")
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self._send(201, b'{"created": true}')
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # 200 checks connect at once; the default backlog of 5 drops their SYNs
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """A real threaded HTTP server on 127.0.0.1; yields its base URL, e.g. ``http://127.0.0.1:40123``."""
+    server = LoopbackServer(("127.0.0.1", 0), _Handler)
+    _Handler.hung.clear()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        _Handler.hung.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
