@@ -11,6 +11,31 @@ from typing import Iterator
 import pytest
 
 
+class InFlight:
+    """Counts requests being served at once, to prove that checks run concurrently."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0
+        self.most_at_once = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self.now = self.most_at_once = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.most_at_once = max(self.most_at_once, self.now)
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self.now -= 1
+
+
+slow_requests = InFlight()
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     hung = threading.Event()  # set at teardown, so /hung handlers return and their threads end
@@ -35,7 +60,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/down":
             self._send(200, json.dumps({"status": "DOWN"}).encode())
         elif path == "/slow":
-            time.sleep(0.1)
+            with slow_requests:
+                time.sleep(0.1)
             self._send(200, b'{"status": "UP"}')
         elif path == "/hung":
             self.hung.wait(30)

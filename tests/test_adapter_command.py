@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 from backends.model import CheckReading, State
 from helpers import source_for
@@ -76,9 +75,7 @@ async def test_missing_command_and_directory_are_unknown(tmp_path):
 
 async def test_hung_command_is_killed_with_its_whole_group(tmp_path):
     pids = tmp_path / "pids"
-    started = time.monotonic()
     reading = await run(["sh", "-c", f"sleep 60 & echo $! > {pids}; sleep 60"], refresh="1s", timeout="500ms")
-    assert time.monotonic() - started < 0.5
     assert reading.state is State.CRITICAL
     assert reading.reason == "still running after 450ms; killed"
     background = int(pids.read_text())
@@ -90,9 +87,8 @@ async def test_hung_command_is_killed_with_its_whole_group(tmp_path):
 
 
 async def test_background_child_holding_the_pipe_does_not_hang_the_check():
-    started = time.monotonic()
+    # had it waited for the pipe to close, it would have timed out: CRITICAL "still running after ..."
     reading = await run(["sh", "-c", "echo started; sleep 60 & exit 0"], refresh="3s", timeout="2s")
-    assert time.monotonic() - started < 1
     assert reading.state is State.OK and reading.reason == "started (exit 0)"
 
 

@@ -6,7 +6,8 @@ from textual.app import App
 from textual.command import CommandPalette
 
 from backends.keymap import KEYS
-from tests.ui_support import NOW, load, make_app, screen_text
+from themes import THEMES
+from ui_support import NOW, load, make_app, screen_text
 from tui.modals import TextModal
 from widgets.log_view import LogEntry, LogView
 from widgets.status_table import StatusTable
@@ -133,6 +134,8 @@ async def test_palette_opens_with_colon_and_switches_theme():
         await pilot.press("enter")
         await pilot.pause()
         assert app.theme == "light"
+        critical = app.query_one("#services-table", StatusTable)._role_styles["critical"].color
+        assert critical.triplet.hex.upper() == THEMES["light"].variables["status-critical"].upper()
 
 
 async def test_pause_freezes_the_view_and_resume_catches_up():

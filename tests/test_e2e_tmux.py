@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration import need_binary
+from integration import need_binary
 
 ROOT = Path(__file__).parent.parent
 

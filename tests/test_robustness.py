@@ -10,7 +10,7 @@ import yaml
 
 from backends import config as cfg
 from backends.model import State
-from tests.ui_support import screen_text
+from ui_support import screen_text
 from tui.app import LakedeckApp
 from widgets.status_table import StatusTable
 

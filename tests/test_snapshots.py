@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui_support import load, make_app
+from ui_support import load, make_app
 
 
 async def _loaded(pilot) -> None:

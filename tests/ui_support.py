@@ -9,7 +9,7 @@ from __future__ import annotations
 from backends.adapters.base import Source
 from backends.config import Config, SourceSpec, Thresholds
 from backends.engine import Engine
-from backends.model import CheckReading, GaugeReading, LogLine, LogReading, Pane, ProcessRow, ProcessTableReading, State
+from backends.model import CheckReading, GaugeReading, LogLine, LogReading, ProcessRow, ProcessTableReading, State
 from tui.app import LakedeckApp
 
 NOW = 1_800_000_000.0

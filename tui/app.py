@@ -21,7 +21,7 @@ from backends.keymap import KEYS
 from backends.model import LogReading, State, Update
 from backends.text import visible
 from themes import STYLESHEET, THEMES
-from widgets.log_view import LogEntry, LogView
+from widgets.log_view import LogEntry
 from widgets.status_bar import StatusBar, StatusSummary
 from widgets.status_table import StatusTable
 

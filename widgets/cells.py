@@ -51,6 +51,23 @@ def role_styles(variables: dict[str, str]) -> dict[str, Style]:
     return styles
 
 
+class ThemeRoles:
+    """Mixin for widgets: ``_role_styles`` follows the app's theme, and ``on_roles_changed`` redraws."""
+
+    _role_styles: dict[str, Style] = {}
+
+    def track_theme(self) -> None:
+        self._role_styles = role_styles(self.app.get_css_variables())  # type: ignore[attr-defined]
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)  # type: ignore[attr-defined]
+
+    def _theme_changed(self, _theme: object) -> None:
+        self._role_styles = role_styles(self.app.get_css_variables())  # type: ignore[attr-defined]
+        self.on_roles_changed()
+
+    def on_roles_changed(self) -> None:
+        self.refresh()  # type: ignore[attr-defined]
+
+
 def render_cell(cell: Cell, styles: dict[str, Style]) -> Text:
     """The cell as Text. Never parsed as markup: cells carry untrusted text."""
     style = styles.get(cell.role, Style())

@@ -17,7 +17,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .cells import role_styles
+from .cells import ThemeRoles
 
 _LEVEL = re.compile(r"\b(FATAL|CRIT(?:ICAL)?|ERR(?:OR)?|WARN(?:ING)?|INFO|DEBUG|TRACE)\b", re.IGNORECASE)
 _LEVEL_ROLE = {"FATAL": "critical", "CRIT": "critical", "CRITICAL": "critical", "ERR": "critical",
@@ -38,7 +38,7 @@ class LogEntry:
         return _LEVEL_ROLE.get(match.group(1).upper(), "") if match else ""
 
 
-class LogView(ScrollView, can_focus=True):
+class LogView(ThemeRoles, ScrollView, can_focus=True):
     DEFAULT_CSS = """
     LogView { height: 1fr; scrollbar-size-vertical: 1; scrollbar-size-horizontal: 0; }
     """
@@ -51,16 +51,10 @@ class LogView(ScrollView, can_focus=True):
         self._shown: collections.deque[LogEntry] = collections.deque(maxlen=max_lines)
         self._filter = ""
         self._widest = 0
-        self._styles: dict[str, Style] = {}
         self._follow = True
 
     def on_mount(self) -> None:
-        self._styles = role_styles(self.app.get_css_variables())
-        self.app.theme_changed_signal.subscribe(self, self._on_theme_changed)
-
-    def _on_theme_changed(self, _theme) -> None:
-        self._styles = role_styles(self.app.get_css_variables())
-        self.refresh()
+        self.track_theme()
 
     @property
     def line_count(self) -> int:
@@ -120,8 +114,8 @@ class LogView(ScrollView, can_focus=True):
         text = entry.text[:MAX_SHOWN_CHARS]
         base = self.rich_style
         segments = [
-            Segment(source, base + self._styles.get("accent", Style())),
-            Segment(text, base + self._styles.get(entry.role, Style())) if entry.role else Segment(text, base),
+            Segment(source, base + self._role_styles.get("accent", Style())),
+            Segment(text, base + self._role_styles.get(entry.role, Style())) if entry.role else Segment(text, base),
         ]
         strip = Strip(segments)
         return strip.crop_extend(self.scroll_offset.x, self.scroll_offset.x + width, base)

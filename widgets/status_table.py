@@ -6,10 +6,10 @@ from typing import Sequence
 
 from textual.widgets import DataTable
 
-from .cells import Row, render_cell, role_styles
+from .cells import Row, ThemeRoles, render_cell
 
 
-class StatusTable(DataTable):
+class StatusTable(ThemeRoles, DataTable):
     DEFAULT_CSS = """
     StatusTable { height: 1fr; scrollbar-size-vertical: 1; scrollbar-size-horizontal: 0; }
     StatusTable > .datatable--cursor { text-style: bold; }
@@ -21,17 +21,15 @@ class StatusTable(DataTable):
         self._rows: list[Row] = []
         self._shown: list[Row] = []
         self._filter = ""
-        self._styles: dict = {}
 
     def on_mount(self) -> None:
         for name in self._column_names:
             self.add_column(name, key=name)
-        self._styles = role_styles(self.app.get_css_variables())
-        self.app.theme_changed_signal.subscribe(self, self._on_theme_changed)
+        self.track_theme()
 
-    def _on_theme_changed(self, _theme) -> None:
-        self._styles = role_styles(self.app.get_css_variables())
-        self._redraw_all()
+    def on_roles_changed(self) -> None:
+        self._shown = []
+        self._sync()
 
     @property
     def filter_text(self) -> str:
@@ -60,7 +58,7 @@ class StatusTable(DataTable):
             if old.cells != new.cells:
                 for name, before, after in zip(self._column_names, old.cells, new.cells):
                     if before != after:
-                        self.update_cell(new.key, name, render_cell(after, self._styles))
+                        self.update_cell(new.key, name, render_cell(after, self._role_styles))
         self._shown = wanted
 
     def _rebuild(self, wanted: list[Row]) -> None:
@@ -69,12 +67,9 @@ class StatusTable(DataTable):
         with self.app.batch_update():
             self.clear()
             for row in wanted:
-                self.add_row(*(render_cell(c, self._styles) for c in row.cells), key=row.key)
+                self.add_row(*(render_cell(c, self._role_styles) for c in row.cells), key=row.key)
         self._shown = wanted
         keys = [r.key for r in wanted]
         if selected in keys:
             self.move_cursor(row=keys.index(selected), animate=False)
 
-    def _redraw_all(self) -> None:
-        self._shown = []
-        self._sync()
