@@ -40,6 +40,18 @@ def format_duration(seconds: float) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def format_age(seconds: float) -> str:
-    """How long ago, in whole seconds at least: ``just now``, ``12s ago``, ``3m05s ago``."""
-    return "just now" if seconds < 1 else f"{format_duration(seconds)} ago"
+def format_age(seconds: float, fresh_within: float = 1.0) -> str:
+    """How long ago: ``just now`` within ``fresh_within`` (one poll's rhythm), else ``12s ago``, ``3m05s ago``.
+
+    Within the normal rhythm the text stays put, so a live view does not redraw it every second.
+    """
+    return "just now" if seconds < fresh_within else f"{format_duration(seconds)} ago"
+
+
+def format_uptime(seconds: float) -> str:
+    """Coarse, so that it changes once a minute at most: ``<1m``, ``42m``, ``5h02m``, ``2d04h``."""
+    if seconds < 60:
+        return "<1m"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m"
+    return format_duration(seconds)

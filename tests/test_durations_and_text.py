@@ -37,3 +37,11 @@ def test_markup_like_text_is_untouched():
 
 def test_one_line_cuts_long_text():
     assert one_line("x" * 500, 50) == "x" * 49 + "…"
+
+
+def test_ages_stay_put_within_the_rhythm_and_uptimes_are_coarse():
+    from backends.durations import format_age, format_uptime
+
+    assert format_age(0.4) == "just now" and format_age(2.5, fresh_within=3) == "just now"
+    assert format_age(7) == "7s ago"
+    assert [format_uptime(s) for s in (5, 61, 119, 3700, 200000)] == ["<1m", "1m", "1m", "1h01m", "2d07h"]

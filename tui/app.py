@@ -143,7 +143,7 @@ class LakedeckApp(App[int]):
             newest = max(r.ts for r in readings)
             age = now - newest
             stale = age > 3 * self.config.refresh
-            age_text = f"newest data {format_age(age)}"
+            age_text = f"newest data {format_age(age, fresh_within=1.5 * self.config.refresh)}"
         else:
             stale, age_text = False, "waiting for the first poll"
         self.dashboard.query_one("#status", StatusBar).show(StatusSummary(

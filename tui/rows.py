@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from backends.durations import format_age, format_duration
+from backends.durations import format_age, format_uptime
 from backends.model import CheckReading, GaugeReading, ProcessRow, Reading, State
 from backends.text import human_bytes, one_line
 from widgets.cells import Cell, Row
@@ -93,7 +93,7 @@ def process_row(proc: ProcessRow, now: float) -> Row:
         Cell(one_line(proc.user, 12), "muted"),
         Cell(f"{proc.cpu_percent:5.1f}"),
         Cell(human_bytes(proc.rss_bytes)),
-        Cell(format_duration(now - proc.started) if proc.started else "", "muted"),
+        Cell(format_uptime(now - proc.started) if proc.started else "", "muted"),
     ))
 
 
@@ -103,5 +103,7 @@ def pane_status(readings: Sequence[Reading], intervals: dict[str, float], now: f
         return "", False
     newest = max(readings, key=lambda r: r.ts)
     age = max(0.0, now - newest.ts)
-    stale = is_stale(newest, intervals.get(newest.source, 2.0), now)
-    return (f"STALE · updated {format_age(age)}" if stale else f"updated {format_age(age)}"), stale
+    interval = intervals.get(newest.source, 2.0)
+    stale = is_stale(newest, interval, now)
+    when = format_age(age, fresh_within=1.5 * interval)
+    return (f"STALE · updated {when}" if stale else f"updated {when}"), stale
