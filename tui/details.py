@@ -44,10 +44,21 @@ def reading_lines(reading: Reading, health: SourceHealth | None, history: Sequen
             lines.append(("last error", one_line(health.last_error, 500)))
     if history:
         values = [v for _, v in history]
+        unit = history_unit(reading)
         lines += [("History", ""), ("trend", sparkline(values, width=60)),
-                  ("min / max", f"{min(values):.1f} / {max(values):.1f}"), ("points", str(len(values)))]
-        lines += [(time.strftime("%H:%M:%S", time.localtime(ts)), f"{value:.2f}") for ts, value in list(history)[-10:]]
+                  ("min / max", f"{min(values):.1f}{unit} / {max(values):.1f}{unit}"), ("points", str(len(values)))]
+        lines += [(time.strftime("%H:%M:%S", time.localtime(ts)), f"{value:.2f}{unit}")
+                  for ts, value in list(history)[-10:]]
     return lines
+
+
+def history_unit(reading: Reading) -> str:
+    """The unit of the values ``Reading.value`` puts in history."""
+    if isinstance(reading, GaugeReading):
+        return "%" if reading.percent is not None else f" {reading.unit}"
+    if isinstance(reading, CheckReading):
+        return " ms"
+    return ""
 
 
 def process_lines(proc: ProcessRow, now: float) -> Lines:
