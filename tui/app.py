@@ -13,6 +13,7 @@ from typing import Callable
 from textual.app import App
 from textual.binding import Binding
 from textual.timer import Timer
+from textual.widgets import Input
 
 from backends.config import Config
 from backends.durations import format_age
@@ -192,9 +193,9 @@ class LakedeckApp(App[int]):
         self._cycle(-1)
 
     def action_back(self) -> None:
-        filter_input = self.dashboard.query_one("#filter")
-        if not filter_input.has_class("-hidden"):
-            self._close_filter(clear=True)
+        filtering = self._filter_pane_of(self.focused)
+        if filtering:
+            self._close_filter(filtering, clear=True)
         elif self.dashboard.maximized is not None:
             self.dashboard.minimize()
 
@@ -243,32 +244,33 @@ class LakedeckApp(App[int]):
     # -- filter ----------------------------------------------------------------------------------
 
     def action_filter(self) -> None:
-        self._filter_pane = self._focused_pane()
-        filter_input = self.dashboard.query_one("#filter")
-        filter_input.value = self.dashboard.filter_of(self._filter_pane)
-        filter_input.border_title = f"filter {self._filter_pane}"
-        filter_input.remove_class("-hidden")
-        filter_input.focus()
+        name = self._focused_pane()
+        if self.dashboard.filterable(name):
+            self.dashboard.pane(name).open_filter(self.dashboard.filter_of(name))
 
-    def on_input_changed(self, event) -> None:
-        if event.input.id == "filter":
-            self.dashboard.set_filter(self._filter_pane, event.value)
-            self._dirty = True
-            self._flush()
+    def _filter_pane_of(self, widget: object) -> str | None:
+        """The pane whose filter input ``widget`` is, if it is one."""
+        if isinstance(widget, Input) and widget.has_class("pane--filter"):
+            return self.dashboard.pane_of(widget)
+        return None
 
-    def on_input_submitted(self, event) -> None:
-        if event.input.id == "filter":
-            self._close_filter(clear=False)
+    def on_input_changed(self, event: Input.Changed) -> None:
+        name = self._filter_pane_of(event.input)
+        if name:
+            self.dashboard.set_filter(name, event.value)
+            self.refresh_view()
 
-    def _close_filter(self, clear: bool) -> None:
-        filter_input = self.dashboard.query_one("#filter")
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        name = self._filter_pane_of(event.input)
+        if name:
+            self._close_filter(name, clear=False)
+
+    def _close_filter(self, name: str, clear: bool) -> None:
         if clear:
-            self.dashboard.set_filter(self._filter_pane, "")
-            filter_input.value = ""
-        filter_input.add_class("-hidden")
-        self.dashboard.focus_pane(self._filter_pane)
-        self._dirty = True
-        self._flush()
+            self.dashboard.set_filter(name, "")
+        self.dashboard.pane(name).close_filter()
+        self.dashboard.focus_pane(name)
+        self.refresh_view()
 
     def action_set_theme(self, name: str) -> None:
         self.theme = name

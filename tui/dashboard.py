@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Footer
 
 from backends.model import CheckReading, GaugeReading, LogReading, Pane as PaneKind, ProcessTableReading, Reading
 from widgets.log_view import LogEntry, LogView
@@ -48,8 +48,6 @@ class Dashboard(Screen):
             for name in GRID_ORDER:
                 with Pane(titles[name], numbers[name], EMPTY[name], id=f"pane-{name}"):
                     yield from self._pane_body(name)
-        yield Input(placeholder="filter rows: type to hide what does not match · enter keep · esc clear",
-                    id="filter", classes="-hidden")
         yield Footer(show_command_palette=False)
 
     def _pane_body(self, name: str) -> Iterable[Widget]:

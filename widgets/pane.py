@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.containers import Vertical
 from textual.content import Content
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 
 class Pane(Vertical):
@@ -23,6 +23,10 @@ class Pane(Vertical):
     Pane > .pane--empty { color: $text-muted; padding: 0 1; height: auto; display: none; }
     Pane.-empty > .pane--empty { display: block; }
     Pane.-empty > .pane--body { display: none; }
+    Pane > Input.pane--filter, Pane > Input.pane--filter:focus {
+        dock: bottom; display: none; height: 1; border: none; padding: 0 1; background: $boost;
+    }
+    Pane.-filtering > Input.pane--filter { display: block; }
     """
 
     def __init__(self, title: str, number: int, empty_message: str, *, id: str) -> None:
@@ -31,9 +35,21 @@ class Pane(Vertical):
         self.title = title
         self.border_title = Content(f"{number} {title}")
         self._empty = Static(Content(empty_message), classes="pane--empty")
+        self.filter_input = Input(placeholder="filter: type to hide what does not match · enter keep · esc clear",
+                                  classes="pane--filter")
+        self.filter_input.cursor_blink = False  # a blinking cursor costs CPU and bytes in a live view
 
     def on_mount(self) -> None:
         self.mount(self._empty, before=0)
+        self.mount(self.filter_input)
+
+    def open_filter(self, text: str) -> None:
+        self.filter_input.value = text
+        self.add_class("-filtering")
+        self.filter_input.focus()
+
+    def close_filter(self) -> None:
+        self.remove_class("-filtering")
 
     def show_empty(self, empty: bool) -> None:
         self.set_class(empty, "-empty")
