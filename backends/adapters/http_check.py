@@ -6,72 +6,53 @@ import asyncio
 import json
 import ssl
 import time
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
 
 from ..model import CheckReading, Reading, State
 from .base import Source
+from .http_wire import Pool, ProtocolError, Response, Target, parse_url, tls_context
 from .text import connect_error_reason, one_line, os_error_text, seconds
 
 MAX_BODY = 1024 * 1024
-MAX_CONNECTIONS = 1000
+
+# One pool of keep-alive connections per event loop, shared by every HttpCheck on it, and closed
+# when the last check closes. TLS contexts do not belong to a loop: one per setting, for the process.
+_POOLS: dict[asyncio.AbstractEventLoop, tuple[Pool, list[int]]] = {}
+_TLS: dict[tuple[bool, str | None], asyncio.Future[ssl.SSLContext]] = {}
 
 
-@dataclass
-class _SharedClient:
-    client: httpx.AsyncClient
-    users: int = 0
-
-
-# One client (one connection pool) per event loop and TLS setting, shared by every HttpCheck:
-# 200 checks then reuse keep-alive connections instead of each building its own pool.
-ClientKey = tuple[Any, bool, str | None]  # (event loop, verify_tls, ca_file)
-_CLIENTS: dict[ClientKey, _SharedClient] = {}
-_BUILDING: dict[ClientKey, asyncio.Future[httpx.AsyncClient]] = {}
-
-
-def _new_client(verify_tls: bool, ca_file: str | None) -> httpx.AsyncClient:
-    verify: bool | ssl.SSLContext = verify_tls
-    if verify_tls and ca_file:
-        verify = ssl.create_default_context(cafile=ca_file)
-    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS // 2)
-    return httpx.AsyncClient(verify=verify, limits=limits)
-
-
-async def _acquire_client(verify_tls: bool, ca_file: str | None) -> tuple[ClientKey, httpx.AsyncClient]:
+def _acquire_pool() -> Pool:
     loop = asyncio.get_running_loop()
-    for stale in [k for k in _CLIENTS if k[0].is_closed()]:
-        del _CLIENTS[stale]  # its loop is gone; nothing can close it any more
-    key = (loop, verify_tls, ca_file)
-    if key not in _CLIENTS:
-        building = _BUILDING.get(key)
-        if building is None:
-            # a verifying client loads the CA bundle (30-50 ms): in a thread, once, whoever asks first
-            building = _BUILDING[key] = asyncio.ensure_future(asyncio.to_thread(_new_client, verify_tls, ca_file))
-        try:
-            await asyncio.shield(building)
-        finally:
-            if building.done() and _BUILDING.get(key) is building:
-                del _BUILDING[key]  # a failure (say, a missing CA file) is retried at the next poll
-                if not building.cancelled() and building.exception() is None:
-                    _CLIENTS[key] = _SharedClient(building.result())
-    shared = _CLIENTS[key]
-    shared.users += 1
-    return key, shared.client
+    for gone in [old for old in _POOLS if old.is_closed()]:
+        del _POOLS[gone]
+    pool, users = _POOLS.setdefault(loop, (Pool(), [0]))
+    users[0] += 1
+    return pool
 
 
-async def _release_client(key: ClientKey) -> None:
-    shared = _CLIENTS.get(key)
-    if shared is None:
+def _release_pool() -> None:
+    loop = asyncio.get_running_loop()
+    entry = _POOLS.get(loop)
+    if entry is None:
         return
-    shared.users -= 1
-    if shared.users <= 0:
-        del _CLIENTS[key]
-        if key[0] is asyncio.get_running_loop():
-            await shared.client.aclose()
+    pool, users = entry
+    users[0] -= 1
+    if users[0] <= 0:
+        del _POOLS[loop]
+        pool.close()
+
+
+async def _tls(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    key = (verify, ca_file)
+    building = _TLS.get(key)
+    if building is None or building.get_loop().is_closed():
+        building = _TLS[key] = asyncio.ensure_future(asyncio.to_thread(tls_context, verify, ca_file))
+    try:
+        return await asyncio.shield(building)
+    except (OSError, ssl.SSLError):
+        if _TLS.get(key) is building:
+            del _TLS[key]  # a missing CA file may appear later: try again at the next poll
+        raise
 
 
 def json_field(document: Any, path: str) -> Any:
@@ -119,62 +100,55 @@ class HttpCheck(Source):
         self.verify_tls: bool = options["verify_tls"]
         self.ca_file: str | None = options["ca_file"]
         self.warn_latency: float | None = options["warn_latency"]
-        parts = urlsplit(self.url)
-        self.host = parts.hostname or "?"
         try:
-            self.port: int | str = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            self.port = "?"
-        self._client_key: ClientKey | None = None
-        self._client: httpx.AsyncClient | None = None
+            self.target: Target | None = parse_url(self.url)
+            self.bad_url = ""
+        except ValueError as exc:
+            self.target, self.bad_url = None, str(exc)
+        self.host = self.target.host if self.target else "?"
+        self.port = self.target.port if self.target else "?"
+        self._pool: Pool | None = None
 
     def describe(self) -> str:
         return self.url if self.method == "GET" else f"{self.method} {self.url}"
 
     async def close(self) -> None:
-        if self._client_key is not None:
-            key, self._client_key, self._client = self._client_key, None, None
-            await _release_client(key)
+        if self._pool is not None:
+            self._pool = None
+            _release_pool()
 
     async def poll(self) -> list[Reading]:
+        if self.target is None:
+            return [self._reading(State.UNKNOWN, f"bad URL {self.url}: {self.bad_url} (expected http:// or https://)")]
         limit = self.timeout * 0.9
-        deadline = time.perf_counter() + limit
-        if self._client is None:
+        started = time.perf_counter()
+        if self._pool is None:
+            self._pool = _acquire_pool()
+        tls = None
+        if self.target.scheme == "https":
             try:
-                self._client_key, self._client = await _acquire_client(self.verify_tls, self.ca_file)
+                tls = await _tls(self.verify_tls, self.ca_file)
             except (OSError, ssl.SSLError) as exc:
                 return [self._reading(State.UNKNOWN, f"cannot load CA file {self.ca_file}: {os_error_text(exc)}")]
-        started = time.perf_counter()
-        left = max(0.01, deadline - started)
+        left = max(0.01, limit - (time.perf_counter() - started))
         try:
-            response, body, complete = await asyncio.wait_for(self._fetch(self._client, left), left)
-        except (asyncio.TimeoutError, httpx.TimeoutException):
+            response = await asyncio.wait_for(
+                self._pool.fetch(self.method, self.target, self.headers, tls, MAX_BODY), left)
+        except asyncio.TimeoutError:
             return [self._reading(State.CRITICAL, f"no answer within {seconds(limit)}")]
-        except httpx.ConnectError as exc:
+        except (ProtocolError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            what = "the connection closed mid-answer" if isinstance(exc, asyncio.IncompleteReadError) else exc
+            return [self._reading(State.CRITICAL, f"broken HTTP answer from {self.host}:{self.port}: {what}")]
+        except OSError as exc:  # before ValueError: a TLS verification error is both
             return [self._reading(State.CRITICAL, connect_error_reason(exc, self.host, self.port))]
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            return [self._reading(State.UNKNOWN, f"bad URL {self.url}: {exc} (expected http:// or https://)")]
-        except httpx.RemoteProtocolError as exc:
-            return [self._reading(State.CRITICAL, f"broken HTTP answer from {self.host}:{self.port}: {exc}")]
-        except httpx.HTTPError as exc:
-            return [self._reading(State.CRITICAL, f"request failed: {type(exc).__name__}: {exc}")]
+        except ValueError as exc:
+            return [self._reading(State.UNKNOWN, f"cannot send the request: {exc}")]
         latency_ms = (time.perf_counter() - started) * 1000
-        return [self._judge(response, body, complete, latency_ms)]
+        return [self._judge(response, latency_ms)]
 
-    async def _fetch(self, client: httpx.AsyncClient, limit: float) -> tuple[httpx.Response, bytes, bool]:
-        async with client.stream(self.method, self.url, headers=self.headers, timeout=limit) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_BODY:
-                    return response, b"".join(chunks)[:MAX_BODY], False
-            return response, b"".join(chunks), True
-
-    def _judge(self, response: httpx.Response, body: bytes, complete: bool, latency_ms: float) -> CheckReading:
-        code = response.status_code
-        status_text = f"HTTP {code} {response.reason_phrase}".rstrip()
+    def _judge(self, response: Response, latency_ms: float) -> CheckReading:
+        code = response.status
+        status_text = f"HTTP {code} {response.reason}".rstrip()
         details: list[tuple[str, str]] = [("status", str(code))]
         wanted = self.expect_status
         if not (code in wanted if wanted is not None else 200 <= code < 300):
@@ -183,17 +157,17 @@ class HttpCheck(Source):
             moved = f" → {location}" if location and 300 <= code < 400 else ""
             return self._reading(State.CRITICAL, f"{status_text}{moved} (expected {expected})", latency_ms, details)
         if self.expect_json:
-            problem = self._check_json(body, complete, details)
+            problem = self._check_json(response.body, response.complete, details)
             if problem:
                 return self._reading(State.CRITICAL, problem, latency_ms, details)
-        took = seconds(latency_ms / 1000)
         if self.warn_latency is not None and latency_ms / 1000 > self.warn_latency:
+            took = seconds(latency_ms / 1000)
             return self._reading(State.WARN, f"slow: {status_text} in {took} (warn above {seconds(self.warn_latency)})",
                                  latency_ms, details)
+        # the latency has its own column: keeping it out of the reason keeps the row still between polls
         fields = ", ".join(f"{path} {value}" for path, value in self.expect_json.items())
-        reason = f"{status_text} in {took}" + (f", {fields}" if fields else "")
+        reason = status_text + (f", {fields}" if fields else "")
         return self._reading(State.OK, reason, latency_ms, details)
-
     def _check_json(self, body: bytes, complete: bool, details: list[tuple[str, str]]) -> str:
         """What is wrong with the JSON fields, or "" when they all match (their values go into ``details``)."""
         if not complete:
