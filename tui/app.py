@@ -12,7 +12,6 @@ from typing import Callable
 
 from textual.app import App
 from textual.binding import Binding
-from textual.timer import Timer
 from textual.widgets import Input
 
 from backends.config import Config
@@ -29,7 +28,7 @@ from widgets.status_table import StatusTable
 from .bindings import bindings
 from .commands import LakedeckCommands
 from .dashboard import Dashboard
-from .details import find_process, process_lines, reading_lines
+from .details import process_lines, reading_lines
 from .modals import TextModal
 
 FLUSH_DELAY = 0.25  # at most four screen updates a second, however busy the sources
@@ -57,7 +56,8 @@ class LakedeckApp(App[int]):
         self.paused = False
         self._start_engine = start_engine
         self._dirty = False
-        self._flush_timer: Timer | None = None
+        self._flush_pending = False
+        self._last_flush = 0.0
         self._logs: collections.deque[LogEntry] = collections.deque(maxlen=LOG_BACKLOG)
         for candidate in THEMES.values():
             self.register_theme(candidate)
@@ -107,8 +107,14 @@ class LakedeckApp(App[int]):
             if isinstance(reading, LogReading) and reading.lines:
                 self._logs.extend(LogEntry(visible(line.source), visible(line.text)) for line in reading.lines)
         self._dirty = True
-        if self._flush_timer is None and not self.paused:
-            self._flush_timer = self.set_timer(FLUSH_DELAY, self._flush)
+        if not self._flush_pending and not self.paused:
+            # the first update after a quiet spell is drawn at once; a burst is drawn at most 4 times a second
+            self._flush_pending = True
+            wait = FLUSH_DELAY - (time.monotonic() - self._last_flush)
+            if wait > 0:
+                self.set_timer(wait, self._flush)
+            else:
+                self.call_next(self._flush)
 
     def refresh_view(self) -> None:
         """Draw the engine's current data now (tests and snapshots call this after a manual sweep)."""
@@ -116,10 +122,11 @@ class LakedeckApp(App[int]):
         self._flush()
 
     def _flush(self) -> None:
-        self._flush_timer = None
+        self._flush_pending = False
         if self.paused or not self._dirty:
             return
         self._dirty = False
+        self._last_flush = time.monotonic()
         engine = self.engine
         intervals = {name: h.interval for name, h in engine.health.items()}
         with self.batch_update():
@@ -231,9 +238,10 @@ class LakedeckApp(App[int]):
             return
         key = focused.selected_key
         engine, now = self.engine, self.clock()
-        if key.startswith("pid:"):
-            proc = find_process(list(engine.readings.values()), int(key[4:]))
-            if proc is not None:
+        if key.startswith("rank:"):
+            rank = int(key.removeprefix("rank:"))
+            if rank < len(self.dashboard.processes):
+                proc = self.dashboard.processes[rank]
                 self.push_screen(TextModal(f"Process {proc.pid}", process_lines(proc, now)))
             return
         reading = engine.readings.get(key)

@@ -10,7 +10,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer
 
-from backends.model import CheckReading, GaugeReading, LogReading, Pane as PaneKind, ProcessTableReading, Reading
+from backends.model import (CheckReading, GaugeReading, LogReading, Pane as PaneKind, ProcessRow,
+                            ProcessTableReading, Reading)
 from widgets.log_view import LogEntry, LogView
 from widgets.pane import Pane
 from widgets.status_bar import StatusBar
@@ -39,6 +40,7 @@ EMPTY = {
 
 class Dashboard(Screen):
     BINDINGS = bindings(screen=True)
+    processes: list[ProcessRow] = []  # as the processes table shows them, by rank
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -46,7 +48,8 @@ class Dashboard(Screen):
         titles = dict(PANES)
         with Grid(id="panes"):
             for name in GRID_ORDER:
-                with Pane(titles[name], numbers[name], EMPTY[name], id=f"pane-{name}"):
+                with Pane(titles[name], numbers[name], EMPTY[name], id=f"pane-{name}") as pane:
+                    yield pane.empty_notice
                     yield from self._pane_body(name)
         yield Footer(show_command_palette=False)
 
@@ -106,8 +109,9 @@ class Dashboard(Screen):
             [rows.gauge_row(g, (v for _, v in history.get(g.key, ())), stale(g)) for g in gauges])
         tables = [r for r in by_pane.get(PaneKind.PROCESSES, []) if isinstance(r, ProcessTableReading)]
         processes = {p.pid: p for t in tables for p in (*t.by_cpu, *t.by_memory)}
-        ordered = sorted(processes.values(), key=lambda p: (-p.cpu_percent, -p.rss_bytes))
-        self.query_one("#processes-table", StatusTable).set_rows([rows.process_row(p, now) for p in ordered])
+        self.processes = sorted(processes.values(), key=lambda p: (-p.cpu_percent, -p.rss_bytes))
+        self.query_one("#processes-table", StatusTable).set_rows(
+            [rows.process_row(p, rank, now) for rank, p in enumerate(self.processes)])
         self._set_pane("resources", gauges + tables, intervals, now)
 
         logs = [r for r in by_pane.get(PaneKind.LOGS, []) if isinstance(r, LogReading)]

@@ -70,12 +70,3 @@ def process_lines(proc: ProcessRow, now: float) -> Lines:
         ("rss", human_bytes(proc.rss_bytes)),
         ("started", clock_text(proc.started, now) if proc.started else "unknown"),
     ]
-
-
-def find_process(readings: Sequence[Reading], pid: int) -> ProcessRow | None:
-    for reading in readings:
-        for proc in (*getattr(reading, "by_cpu", ()), *getattr(reading, "by_memory", ())):
-            if proc.pid == pid:
-                return proc
-    return None
-

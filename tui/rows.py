@@ -59,11 +59,23 @@ def gauge_value(reading: GaugeReading) -> str:
     return f"{reading.amount:.2f} {reading.unit}".strip()
 
 
+def latency_text(ms: float | None) -> str:
+    """Latency in steps coarse enough that jitter does not redraw the cell every poll (details has it exact)."""
+    if ms is None:
+        return ""
+    if ms < 5:
+        return "<5ms"
+    for limit, step in ((50, 5), (500, 50), (5000, 500)):
+        if ms < limit:
+            return f"{round(ms / step) * step:.0f}ms"
+    return f"{ms / 1000:.0f}s"
+
+
 def service_row(reading: Reading, stale: bool) -> Row:
     kind = target = latency = ""
     if isinstance(reading, CheckReading):
         kind, target = reading.kind, one_line(reading.target, 60)
-        latency = "" if reading.latency_ms is None else f"{reading.latency_ms:.0f}ms"
+        latency = latency_text(reading.latency_ms)
     name = one_line(reading.key, 40)
     reason = one_line(reading.reason, 120)
     return Row(reading.key, (
@@ -86,8 +98,9 @@ def gauge_row(reading: GaugeReading, history: Iterable[float], stale: bool) -> R
     ))
 
 
-def process_row(proc: ProcessRow, now: float) -> Row:
-    return Row(f"pid:{proc.pid}", (
+def process_row(proc: ProcessRow, rank: int, now: float) -> Row:
+    """Keyed by rank, not pid: when the order changes, cells change in place instead of rows moving."""
+    return Row(f"rank:{rank}", (
         Cell(str(proc.pid), "muted"),
         Cell(one_line(proc.name, 30), bold=True),
         Cell(one_line(proc.user, 12), "muted"),

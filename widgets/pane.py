@@ -34,16 +34,15 @@ class Pane(Vertical):
         self.number = number
         self.title = title
         self.border_title = Content(f"{number} {title}")
-        self._empty = Static(Content(empty_message), classes="pane--empty")
-        self.filter_input = Input(placeholder="filter: type to hide what does not match · enter keep · esc clear",
-                                  classes="pane--filter")
-        self.filter_input.cursor_blink = False  # a blinking cursor costs CPU and bytes in a live view
-
-    def on_mount(self) -> None:
-        self.mount(self._empty, before=0)
-        self.mount(self.filter_input)
+        self.empty_notice = Static(Content(empty_message), classes="pane--empty")  # the owner yields it first
+        self.filter_input: Input | None = None  # made on first use: every widget costs start-up time
 
     def open_filter(self, text: str) -> None:
+        if self.filter_input is None:
+            self.filter_input = Input(placeholder="filter: type to hide what does not match · enter keep · esc clear",
+                                      classes="pane--filter")
+            self.filter_input.cursor_blink = False  # a blinking cursor costs CPU and bytes in a live view
+            self.mount(self.filter_input)
         self.filter_input.value = text
         self.add_class("-filtering")
         self.filter_input.focus()

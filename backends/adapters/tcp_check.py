@@ -40,7 +40,7 @@ class TcpCheck(Source):
         if self.warn_latency is not None and latency_ms / 1000 > self.warn_latency:
             reason = f"slow: connected to {self.describe()} in {took} (warn above {seconds(self.warn_latency)})"
             return [self._reading(State.WARN, reason, latency_ms, details)]
-        return [self._reading(State.OK, f"port {self.port} open, connected in {took}", latency_ms, details)]
+        return [self._reading(State.OK, f"port {self.port} open", latency_ms, details)]
 
     @staticmethod
     async def _hang_up(writer: asyncio.StreamWriter, grace: float) -> None:
