@@ -61,6 +61,8 @@ class Config:
     thresholds: Thresholds
     history: int
     sources: tuple[SourceSpec, ...]
+    read_only: bool = False
+    audit_log: str | None = None
 
     def section(self, name: str) -> tuple[SourceSpec, ...]:
         return tuple(s for s in self.sources if s.section == name)
@@ -103,6 +105,44 @@ def _common(**fields: Field) -> dict[str, Field]:
     }
 
 
+TIERS = ("read", "disruptive", "destructive")
+
+
+def _one_way_to_run(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
+    given = [k for k in ("command", "http") if out.get(k) is not None]
+    if len(given) > 1:
+        raise ctx.error(node, f"{what} gives both command and http (expected one of them)")
+    if not given and out.get("tier") is None:
+        raise ctx.error(node, f"{what} has neither command nor http nor tier (expected a command or http "
+                              f"request to run, or a tier for one of the adapter's own actions)")
+
+
+ACTION = Obj({
+    "id": Field(Str(), required=True, help="an id such as restart, or one of the adapter's own to change its tier"),
+    "title": Field(Str(), help="shown in the action menu (default: from the id)"),
+    "tier": Field(Str(TIERS), help="read, disruptive or destructive; never below what the adapter declares"),
+    "command": Field(ListOf(Str(), min_items=1), help="argument list, e.g. [make, up]"),
+    "http": Field(Obj({
+        "method": Field(Str(("GET", "POST", "PUT", "PATCH", "DELETE")), default="POST"),
+        "url": Field(Str(), required=True),
+        "headers": Field(MapOf(Str(non_empty=False)), default=dict),
+        "body": Field(Str(non_empty=False), default=""),
+    }), help="an HTTP request, e.g. {url: http://127.0.0.1:8080/actuator/refresh}"),
+    "cwd": Field(Str(), help="working directory of the command"),
+    "timeout": Field(Duration(0.1), default=60.0, help="kill the command or give up the request after this"),
+    "expect": Field(Str(), help="what the row says while it runs, e.g. restarting"),
+}, validate=_one_way_to_run)
+
+
+def _service(**fields: Field) -> dict[str, Field]:
+    """A service: its kind's fields, the config's own actions, and read-only."""
+    return _common(
+        **fields,
+        actions=Field(ListOf(ACTION), default=list, help="more actions, or tier overrides of the adapter's"),
+        read_only=Field(Bool(), default=False, help="refuse every action above read on this service"),
+    )
+
+
 def _exactly_one(*names: str):
     def validate(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
         given = [n for n in names if out.get(n) is not None]
@@ -112,7 +152,7 @@ def _exactly_one(*names: str):
 
 
 SERVICE_KINDS = {
-    "http": Obj(_common(
+    "http": Obj(_service(
         url=Field(Str(), required=True, help="http:// or https:// URL"),
         method=Field(Str(("GET", "HEAD", "POST", "PUT", "OPTIONS")), default="GET"),
         expect_status=Field(ListOf(Int(100, 599), single_ok=True), help="status codes that mean OK (default: any 2xx)"),
@@ -122,24 +162,47 @@ SERVICE_KINDS = {
         ca_file=Field(Str(), help="a CA bundle to verify against"),
         warn_latency=Field(Duration(), help="WARN when slower than this"),
     )),
-    "tcp": Obj(_common(
+    "tcp": Obj(_service(
         host=Field(Str(), default="127.0.0.1"),
         port=Field(Int(1, 65535), required=True, help="a port number"),
         warn_latency=Field(Duration(), help="WARN when connecting takes longer than this"),
     )),
-    "process": Obj(_common(
+    "process": Obj(_service(
         process=Field(Str(), help="the process name, exactly"),
         cmdline=Field(Str(), help="text to find in the command line"),
         pidfile=Field(Str(), help="a file holding the pid"),
         min_count=Field(Int(1), default=1, help="CRITICAL below this many matching processes"),
     ), validate=_exactly_one("process", "cmdline", "pidfile")),
-    "command": Obj(_common(
+    "command": Obj(_service(
         command=Field(ListOf(Str(), min_items=1), required=True, help="argument list, e.g. [pg_isready, -q]"),
         ok_codes=Field(ListOf(Int(0, 255), single_ok=True), default=lambda: [0]),
         warn_codes=Field(ListOf(Int(0, 255), single_ok=True), default=lambda: [1]),
         cwd=Field(Str()),
         env=Field(MapOf(Str(non_empty=False)), default=dict, help="extra environment variables"),
     )),
+    "systemd": Obj(_service(
+        unit=Field(Str(), required=True, help="the unit, e.g. streamlit.service"),
+        user=Field(Bool(), default=False, help="a --user unit"),
+        sudo=Field(Bool(), default=False, help="run actions through sudo -n (never prompts)"),
+    )),
+    "compose": Obj(_service(
+        file=Field(Str(), required=True, help="the compose file"),
+        service=Field(Str(), required=True, help="the service in it"),
+        project=Field(Str(), help="the project name (-p)"),
+    )),
+    "supervisor": Obj(_service(
+        url=Field(Str(), required=True, help="http://127.0.0.1:9001/RPC2 or unix:///run/supervisor.sock"),
+        program=Field(Str(), required=True, help="the program name in supervisord"),
+        username=Field(Str()),
+        password=Field(Str(), help="use ${VAR}; it is redacted from the audit log"),
+    )),
+    "kubernetes": Obj(_service(
+        deployment=Field(Str(), help="a deployment's name"),
+        statefulset=Field(Str(), help="a statefulset's name"),
+        namespace=Field(Str(), default="default"),
+        context=Field(Str(), help="the kubectl context (default: the current one)"),
+        kubectl=Field(Str(), default="kubectl", help="the kubectl binary"),
+    ), validate=_exactly_one("deployment", "statefulset")),
 }
 
 HOST_KINDS = {
@@ -173,6 +236,8 @@ ROOT = Obj({
     "keys": Field(MapOf(Str(), key_choices=KEY_IDS), default=dict, help="binding id: keys, e.g. quit: ctrl+q"),
     "thresholds": Field(_level(), help="default warn/critical percent for gauges"),
     "history": Field(Int(10, 100_000), default=300, help="points of history kept per reading"),
+    "read_only": Field(Bool(), default=False, help="refuse every action above read, everywhere"),
+    "audit_log": Field(Str(), help="where actions are recorded (default: $XDG_STATE_HOME/lakedeck/audit.jsonl)"),
     **{name: Field(ListOf(Tagged(kinds, SECTION_DEFAULT_KIND[name])), default=list) for name, kinds in SECTIONS.items()},
 })
 
@@ -260,6 +325,8 @@ def build(raw: dict[str, Any], origin: str, node: yaml.Node | None = None, ctx: 
         thresholds=thresholds,
         history=raw["history"],
         sources=tuple(sources),
+        read_only=raw["read_only"],
+        audit_log=raw["audit_log"],
     )
 
 

@@ -77,7 +77,8 @@ def test_environment_expansion_with_defaults():
     ("services:\n  - name: a\n    kind: http\n    url: http://x\n    tiemout: 1s\n",
      "lakedeck.yaml:5:5: unknown key 'tiemout' in services[0] (expected one of: name, kind,"),
     ("services:\n  - name: a\n    kind: smtp\n",
-     "lakedeck.yaml:3:11: services[0].kind is 'smtp' (expected one of: http, tcp, process, command)"),
+     "lakedeck.yaml:3:11: services[0].kind is 'smtp' (expected one of: http, tcp, process, command, systemd, compose, "
+     "supervisor, kubernetes)"),
     ("services:\n  - name: a\n    kind: tcp\n", "lakedeck.yaml:2:5: services[0] has no 'port' (expected port: a port number)"),
     ("services:\n  - name: a\n    kind: tcp\n    port: 70000\n",
      "lakedeck.yaml:4:11: services[0].port is 70000 (expected at most 65535)"),

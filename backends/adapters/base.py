@@ -7,6 +7,7 @@ import concurrent.futures
 import time
 from typing import Any, Callable, TypeVar
 
+from ..actions import Action, ActionResult, Emit
 from ..config import SourceSpec, Thresholds
 from ..model import CheckReading, Reading, State
 
@@ -56,6 +57,28 @@ class Source:
 
     async def close(self) -> None:
         """Release connections; called once when the engine stops."""
+
+    def actions(self) -> list[Action]:
+        """What this adapter can do to its target, each with its tier and exact command.
+
+        The engine adds the config's own ``actions:`` and applies tier overrides (upward only).
+        """
+        return []
+
+    async def run(self, action: Action, emit: Emit) -> ActionResult:
+        """Run one action, streaming output lines to ``emit``. Commands and HTTP requests run the same way
+        for every adapter; an adapter with its own API (supervisord's XML-RPC) overrides this."""
+        from ..runner import run_argv, run_request
+
+        if action.argv:
+            return await run_argv(action, emit)
+        if action.request is not None:
+            return await run_request(action, emit)
+        return ActionResult(action, False, None, error=f"the {self.kind} adapter cannot run {action.id!r}")
+
+    async def preview(self, action: Action) -> list[str]:
+        """For a destructive action, what it would affect (a dry run), one line per item."""
+        return []
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call in a worker thread, never two at once for this source.

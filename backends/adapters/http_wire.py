@@ -67,14 +67,16 @@ def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file)
 
 
-def encode_request(method: str, target: Target, headers: dict[str, str]) -> bytes:
+def encode_request(method: str, target: Target, headers: dict[str, str], body: bytes = b"") -> bytes:
     lines = [f"{method} {target.path} HTTP/1.1", f"Host: {target.origin}", "User-Agent: lakedeck",
              "Accept: */*"]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
     for name, value in headers.items():
         if any(c in name + value for c in "\r\n\0") or ":" in name:
             raise ValueError(f"header {name!r} has a line break or colon in it")
         lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace") + body
 
 
 async def read_response(reader: asyncio.StreamReader, method: str, max_body: int) -> tuple[Response, bool]:
@@ -152,8 +154,8 @@ class Pool:
         self._idle: dict[tuple[str, str, int, int], list[Connection]] = {}
 
     async def fetch(self, method: str, target: Target, headers: dict[str, str], tls: ssl.SSLContext | None,
-                    max_body: int) -> Response:
-        request = encode_request(method, target, headers)
+                    max_body: int, body: bytes = b"") -> Response:
+        request = encode_request(method, target, headers, body)
         key = (target.scheme, target.host, target.port, id(tls))
         idle = self._idle.setdefault(key, [])
         while idle:

@@ -1,0 +1,85 @@
+"""Actions: what an operator can do to a target, how risky it is, and exactly what it will run."""
+
+from __future__ import annotations
+
+import enum
+import shlex
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+
+class Tier(enum.IntEnum):
+    """How much an action can hurt, ordered: config may raise a tier, never lower it."""
+
+    READ = 0  # refresh, view, tail: no confirmation
+    DISRUPTIVE = 1  # start, stop, restart, trigger: a modal with Cancel focused, the exact command shown
+    DESTRUCTIVE = 2  # prune, restore, delete: a dry-run preview, confirmed by typing the target's name
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str = ""
+
+    def describe(self) -> str:
+        shown = " ".join(f"-H '{k}: {v}'" for k, v in self.headers)
+        body = f" -d {shlex.quote(self.body)}" if self.body else ""
+        return f"{self.method} {self.url}" + (f" {shown}" if shown else "") + body
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing to do to one target.
+
+    Exactly one of ``argv`` (an argument list, never a shell string), ``request`` (an HTTP request) or
+    ``call`` (a named API call such as supervisord's XML-RPC, with its arguments shown) says what runs.
+    """
+
+    target: str
+    id: str
+    title: str
+    tier: Tier
+    argv: tuple[str, ...] = ()
+    request: HttpRequest | None = None
+    call: str = ""
+    timeout: float = 60.0
+    expect: str = ""  # the transition shown on the row while it runs: "restarting", "stopping"...
+
+    def describe(self) -> str:
+        """The exact command or request, as shown before it runs and written to the audit log."""
+        if self.argv:
+            return shlex.join(self.argv)
+        if self.request is not None:
+            return self.request.describe()
+        return self.call
+
+
+@dataclass
+class ActionResult:
+    action: Action
+    ok: bool
+    exit_code: int | None
+    output: list[str] = field(default_factory=list)  # the last lines, bounded
+    duration: float = 0.0
+    error: str = ""  # one line when it failed before or instead of an exit code
+
+    @property
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.action.title} {self.action.target}: done in {self.duration:.1f}s"
+        cause = self.error or f"exit {self.exit_code}"
+        return f"{self.action.title} {self.action.target} failed: {cause}"
+
+
+Emit = Callable[[str], None]
+Preview = Callable[[], Awaitable[list[str]]]
+
+
+class ActionRefused(Exception):
+    """The action may not run: read-only, unknown, already running, or not confirmed."""
