@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable
 
 
@@ -50,6 +50,7 @@ class Action:
     call: str = ""
     timeout: float = 60.0
     expect: str = ""  # the transition shown on the row while it runs: "restarting", "stopping"...
+    cwd: str | None = None
 
     def describe(self) -> str:
         """The exact command or request, as shown before it runs and written to the audit log."""
@@ -82,4 +83,36 @@ Preview = Callable[[], Awaitable[list[str]]]
 
 
 class ActionRefused(Exception):
-    """The action may not run: read-only, unknown, already running, or not confirmed."""
+    """The action may not run: read-only, unknown, or one is already running on the target."""
+
+
+def title_of(action_id: str) -> str:
+    return action_id.replace("_", " ").replace("-", " ").capitalize()
+
+
+def from_config(target: str, entry: dict) -> Action:
+    """An action the config adds (``actions:`` with a command or an http request)."""
+    http = entry.get("http")
+    request = None
+    if http:
+        request = HttpRequest(http["method"], http["url"], tuple(http["headers"].items()), http["body"])
+    return Action(
+        target=target, id=entry["id"], title=entry.get("title") or title_of(entry["id"]),
+        tier=Tier[(entry.get("tier") or "disruptive").upper()], argv=tuple(entry.get("command") or ()),
+        request=request, timeout=entry.get("timeout") or 60.0, expect=entry.get("expect") or "", cwd=entry.get("cwd"),
+    )
+
+
+def merge(declared: list[Action], entries: list[dict], target: str) -> list[Action]:
+    """The adapter's actions with the config's: new ones added, tiers raised, never lowered."""
+    by_id = {a.id: a for a in declared}
+    for entry in entries:
+        old = by_id.get(entry["id"])
+        wanted = Tier[entry["tier"].upper()] if entry.get("tier") else None
+        if entry.get("command") or entry.get("http"):
+            new = from_config(target, entry)
+            floor = old.tier if old else Tier.READ
+            by_id[new.id] = replace(new, tier=max(new.tier, floor))
+        elif old is not None and wanted is not None:
+            by_id[old.id] = replace(old, tier=max(old.tier, wanted))
+    return list(by_id.values())

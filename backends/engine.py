@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from pathlib import Path
 from typing import Callable, Iterable
 
+from .actions import Action, ActionRefused, ActionResult, Emit, Tier, merge
 from .adapters import build_source
+from .audit import AuditLog, default_path, secrets_in
 from .adapters.base import BrokenSource, Source, StillRunning
 from .config import Config, SourceSpec
 from .durations import format_duration
@@ -46,6 +49,12 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: dict[str, asyncio.Event] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.read_only = config.read_only
+        self.audit = AuditLog(Path(config.audit_log) if config.audit_log else default_path(),
+                              secrets_in(spec.options for spec in config.sources))
+        self.transitions: dict[str, str] = {}  # target -> "restarting"... until a poll after the action
+        self._running: set[str] = set()
+        self._settling: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -132,9 +141,15 @@ class Engine:
             health.next_delay = backoff_delay(source.interval, health.failures)
             update = Update(name, tuple(readings), health)
             self._record(name, readings, replace=not failure)
+            if name in self._settling:  # the first poll after an action shows its real outcome
+                self._settling.discard(name)
+                self.transitions.pop(name, None)
+        self._notify(update)
+        return update
+
+    def _notify(self, update: Update) -> None:
         for subscriber in list(self._subscribers):
             subscriber(update)
-        return update
 
     def _record(self, name: str, readings: Iterable[Reading], replace: bool) -> None:
         """Keep the latest reading per key and a bounded history of values.
@@ -159,6 +174,76 @@ class Engine:
                 self.history.pop(gone, None)
             keys.clear()
         keys |= fresh
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def spec(self, target: str) -> SourceSpec | None:
+        return next((s for s in self.config.sources if s.name == target), None)
+
+    def is_read_only(self, target: str) -> bool:
+        spec = self.spec(target)
+        return self.read_only or bool(spec and spec.options.get("read_only"))
+
+    def actions_for(self, target: str, include_refused: bool = False) -> list[Action]:
+        """What can be done to ``target``; in read-only mode only the ``read`` tier is offered."""
+        source, spec = self.sources.get(target), self.spec(target)
+        if source is None or spec is None:
+            return []
+        actions = merge(source.actions(), list(spec.options.get("actions") or ()), target)
+        if self.is_read_only(target) and not include_refused:
+            actions = [a for a in actions if a.tier is Tier.READ]
+        return sorted(actions, key=lambda a: (a.tier, a.title))
+
+    def find_action(self, target: str, action_id: str) -> Action:
+        actions = self.actions_for(target, include_refused=True)
+        found = next((a for a in actions if a.id == action_id), None)
+        if found is None:
+            if target not in self.sources:
+                raise ActionRefused(f"no source named {target!r} (see lakedeck check)")
+            offered = ", ".join(a.id for a in actions) or "none"
+            raise ActionRefused(f"{target} has no action {action_id!r} (it has: {offered})")
+        return found
+
+    def refusal(self, action: Action) -> str:
+        """Why ``action`` may not run now, or "" when it may."""
+        if action.tier > Tier.READ and self.is_read_only(action.target):
+            return f"read-only: {action.title.lower()} {action.target} is refused ({action.tier.label} action)"
+        if action.target in self._running:
+            return f"an action is already running on {action.target}; wait for it to finish"
+        return ""
+
+    async def record(self, event: str, action: Action, result: ActionResult | None = None, reason: str = "") -> None:
+        """Append to the audit log (in a thread: it fsyncs)."""
+        entry = self.audit.entry(event, action, result, reason, now=self.clock())
+        await asyncio.to_thread(self.audit.append, entry)
+
+    async def run_action(self, action: Action, emit: Emit) -> ActionResult:
+        """Run an action the operator has confirmed; refused ones raise ActionRefused (and are audited)."""
+        reason = self.refusal(action)
+        if reason:
+            await self.record("refused", action, reason=reason)
+            raise ActionRefused(reason)
+        source = self.sources[action.target]
+        self._running.add(action.target)
+        self.transitions[action.target] = action.expect or f"{action.title.lower()}…"
+        self._notify(Update(action.target, (), self.health[action.target]))
+        await self.record("confirmed", action)
+        started = time.monotonic()
+        try:
+            result = await source.run(action, emit)
+        except Exception as exc:  # an adapter bug is a failed action, not a dead console
+            result = ActionResult(action, False, None, [], time.monotonic() - started,
+                                  one_line(f"{type(exc).__name__}: {exc}"))
+        finally:
+            self._running.discard(action.target)
+        await self.record("succeeded" if result.ok else "failed", action, result)
+        self._settling.add(action.target)
+        wake = self._wake.get(action.target)
+        if wake is not None:
+            wake.set()
+        else:
+            self.transitions.pop(action.target, None)
+        return result
 
     def worst(self) -> State:
         return max((r.state for r in self.readings.values()), default=State.OK)

@@ -30,7 +30,7 @@ async def run_argv(action: Action, emit: Emit, cwd: str | None = None,
     try:
         process = await asyncio.create_subprocess_exec(
             *action.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            cwd=cwd, env={**os.environ, **(env or {})}, start_new_session=True, limit=MAX_LINE * 4)
+            cwd=cwd or action.cwd, env={**os.environ, **(env or {})}, start_new_session=True, limit=MAX_LINE * 4)
     except FileNotFoundError:
         return result(False, None, f"command not found: {action.argv[0]}")
     except PermissionError:
@@ -81,6 +81,7 @@ async def run_request(action: Action, emit: Emit) -> ActionResult:
     """Send ``action.request`` on a fresh connection (never retried: a POST must not run twice)."""
     from .adapters.http_check import _tls
     from .adapters.http_wire import Pool, ProtocolError, parse_url
+    from .adapters.text import connect_error_reason
 
     assert action.request is not None
     started = time.monotonic()
@@ -89,6 +90,9 @@ async def run_request(action: Action, emit: Emit) -> ActionResult:
     pool = Pool()
     try:
         target = parse_url(request.url)
+    except ValueError as exc:
+        return ActionResult(action, False, None, output, 0.0, f"bad URL {request.url}: {exc}")
+    try:
         tls = await _tls(True, None) if target.scheme == "https" else None
         response = await asyncio.wait_for(
             pool.fetch(request.method, target, dict(request.headers), tls, 1024 * 1024, request.body.encode()),
@@ -96,7 +100,10 @@ async def run_request(action: Action, emit: Emit) -> ActionResult:
     except asyncio.TimeoutError:
         return ActionResult(action, False, None, output, time.monotonic() - started,
                             f"no answer within {action.timeout:g}s")
-    except (OSError, ValueError, ProtocolError, asyncio.IncompleteReadError) as exc:
+    except OSError as exc:  # before ValueError: a TLS verification error is both
+        return ActionResult(action, False, None, output, time.monotonic() - started,
+                            connect_error_reason(exc, target.host, target.port))
+    except (ValueError, ProtocolError, asyncio.IncompleteReadError) as exc:
         return ActionResult(action, False, None, output, time.monotonic() - started,
                             one_line(f"request failed: {exc or type(exc).__name__}"))
     finally:

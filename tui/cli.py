@@ -39,7 +39,18 @@ def _parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
     check = verbs.add_parser("check", help="poll every source once; exit 0 OK, 1 warning, 2 critical/unknown")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    check.add_argument("-c", "--config", metavar="FILE", dest="check_config", help="config file")
+    check.add_argument("-c", "--config", metavar="FILE", dest="verb_config", help="config file")
+    action = verbs.add_parser("action", help="run an action on a target, as the console would (see README)")
+    action.add_argument("target", metavar="TARGET", help="a source's name")
+    action.add_argument("action_id", metavar="ACTION", help="an action id such as restart")
+    action.add_argument("--dry-run", action="store_true", help="show what it would run and affect; run nothing")
+    action.add_argument("--yes", action="store_true", help="run a disruptive or destructive action (else exit 3)")
+    action.add_argument("-c", "--config", metavar="FILE", dest="verb_config", help="config file")
+    action.add_argument("--read-only", action="store_true", dest="verb_read_only", help="refuse anything above read")
+    audit = verbs.add_parser("audit", help="print the audit log of actions")
+    audit.add_argument("--since", metavar="DURATION", type=_interval, help="only entries this recent, e.g. 24h")
+    audit.add_argument("--json", action="store_true", help="print JSON")
+    audit.add_argument("-c", "--config", metavar="FILE", dest="verb_config", help="config file")
     config = verbs.add_parser("config", help="validate a config file or print its JSON Schema")
     config_verbs = config.add_subparsers(dest="config_verb", metavar="ACTION", required=True, parser_class=_Parser)
     validate = config_verbs.add_parser("validate", help="check a config file without starting anything")
@@ -54,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `lakedeck audit | head`: the reader left, which is fine
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -62,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.verb == "config":
             return _config_verb(args)
-        config = _load(args.config or getattr(args, "check_config", None), args.refresh)
+        config = _load(args.config or getattr(args, "verb_config", None), args.refresh)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -70,6 +86,15 @@ def _run(args: argparse.Namespace) -> int:
         from backends.check import run_check
 
         return run_check(config, sys.stdout, args.json)
+    if args.verb == "action":
+        from backends.headless import run_action
+
+        return run_action(config, args.target, args.action_id, dry_run=args.dry_run, yes=args.yes,
+                          read_only=args.read_only or args.verb_read_only)
+    if args.verb == "audit":
+        from backends.headless import show_audit
+
+        return show_audit(config, args.since, args.json)
     from .app import run_console
 
     return run_console(config, theme=args.theme, read_only=args.read_only)
