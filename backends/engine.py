@@ -21,6 +21,9 @@ from .model import Reading, SourceHealth, State, Update
 from .text import one_line
 
 BACKOFF_CAP = 60.0
+# Adapters give up at 90% of their timeout and say why; the engine's own deadline is a backstop for a
+# bug or a hang, late enough that a loaded machine does not beat the adapter's clearer reason.
+BACKSTOP_GRACE = 0.25
 Subscriber = Callable[[Update], None]
 SourceFactory = Callable[[SourceSpec, Config], Source]
 
@@ -120,7 +123,7 @@ class Engine:
             started = self.clock()
             failure = ""
             try:
-                readings = await asyncio.wait_for(source.poll(), source.timeout)
+                readings = await asyncio.wait_for(source.poll(), source.timeout + BACKSTOP_GRACE)
             except asyncio.TimeoutError:
                 failure = f"no answer within {format_duration(source.timeout)} (poll timed out)"
             except StillRunning as exc:

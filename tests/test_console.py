@@ -85,7 +85,7 @@ async def test_filter_in_logs_hides_lines():
     async with app.run_test(size=(120, 40)) as pilot:
         await load(app, pilot)
         await pilot.press("4", "slash", *"error", "enter")
-        log = app.query_one(LogView)
+        log = app.query_one("#log-view", LogView)
         assert log.line_count == 1
         assert "ERROR batch 17" in screen_text(app) and "INFO pipeline" not in screen_text(app)
 

@@ -21,10 +21,12 @@ from backends.keymap import KEYS
 from backends.model import LogReading, State, Update
 from backends.text import visible
 from themes import STYLESHEET, THEMES
+from widgets.action_panel import ActionPanel
 from widgets.log_view import LogEntry
 from widgets.status_bar import StatusBar, StatusSummary
 from widgets.status_table import StatusTable
 
+from .action_flow import ActionFlow
 from .bindings import bindings
 from .commands import LakedeckCommands
 from .dashboard import Dashboard
@@ -51,8 +53,9 @@ class LakedeckApp(App[int]):
         self.config = config
         self.clock = clock
         self.engine = engine or Engine(config, clock=clock)
+        self.engine.read_only = self.engine.read_only or read_only
+        self.actions = ActionFlow(self)
         self.hostname = hostname or socket.gethostname()
-        self.read_only = read_only
         self.paused = False
         self._start_engine = start_engine
         self._dirty = False
@@ -130,7 +133,7 @@ class LakedeckApp(App[int]):
         engine = self.engine
         intervals = {name: h.interval for name, h in engine.health.items()}
         with self.batch_update():
-            self.dashboard.apply(engine.readings, engine.history, intervals, self.clock())
+            self.dashboard.apply(engine.readings, engine.history, intervals, self.clock(), engine.transitions)
             if self._logs:
                 self.dashboard.write_logs(list(self._logs))
                 self._logs.clear()
@@ -156,7 +159,7 @@ class LakedeckApp(App[int]):
             stale, age_text = False, "waiting for the first poll"
         self.dashboard.query_one("#status", StatusBar).show(StatusSummary(
             host=self.hostname, origin=self.config.origin, counts=counts, age=age_text, stale=stale,
-            paused=self.paused, read_only=self.read_only))
+            paused=self.paused, read_only=self.engine.read_only))
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -201,8 +204,11 @@ class LakedeckApp(App[int]):
 
     def action_back(self) -> None:
         filtering = self._filter_pane_of(self.focused)
+        panel = self.dashboard.query_one(ActionPanel)
         if filtering:
             self._close_filter(filtering, clear=True)
+        elif panel.has_class("-open"):
+            panel.hide()
         elif self.dashboard.maximized is not None:
             self.dashboard.minimize()
 
@@ -251,10 +257,10 @@ class LakedeckApp(App[int]):
 
     # -- filter ----------------------------------------------------------------------------------
 
-    def action_filter(self) -> None:
+    async def action_filter(self) -> None:
         name = self._focused_pane()
         if self.dashboard.filterable(name):
-            self.dashboard.pane(name).open_filter(self.dashboard.filter_of(name))
+            await self.dashboard.pane(name).open_filter(self.dashboard.filter_of(name))
 
     def _filter_pane_of(self, widget: object) -> str | None:
         """The pane whose filter input ``widget`` is, if it is one."""
@@ -279,6 +285,27 @@ class LakedeckApp(App[int]):
         self.dashboard.pane(name).close_filter()
         self.dashboard.focus_pane(name)
         self.refresh_view()
+
+    def action_actions(self) -> None:
+        self.actions.open_menu()
+
+    def action_restart(self) -> None:
+        self.actions.shortcut("restart")
+
+    def action_start_stop(self) -> None:
+        self.actions.start_or_stop()
+
+    def action_audit(self) -> None:
+        self.run_worker(self._show_audit(), group="audit", exit_on_error=False)
+
+    async def _show_audit(self) -> None:
+        entries = await asyncio.to_thread(self.engine.audit.read, 7 * 86400.0)
+        lines = [(f"{e.get('time', '?')} {e.get('event', '?')}",
+                  f"{e.get('user', '?')}@{e.get('ssh_origin') or 'local'}  {e.get('target', '?')} {e.get('action', '?')}"
+                  + (f" exit {e['exit_code']}" if e.get("exit_code") is not None else "")
+                  + (f"  {e.get('reason') or e.get('error')}" if e.get("reason") or e.get("error") else ""))
+                 for e in entries[-200:]] or [("", "no actions in the last 7 days")]
+        self.push_screen(TextModal(f"Audit log · {self.engine.audit.path}", lines))
 
     def action_set_theme(self, name: str) -> None:
         self.theme = name

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Footer
 
 from backends.model import (CheckReading, GaugeReading, LogReading, Pane as PaneKind, ProcessRow,
                             ProcessTableReading, Reading)
+from widgets.action_panel import ActionPanel
 from widgets.log_view import LogEntry, LogView
 from widgets.pane import Pane
 from widgets.status_bar import StatusBar
@@ -51,6 +52,7 @@ class Dashboard(Screen):
                 with Pane(titles[name], numbers[name], EMPTY[name], id=f"pane-{name}") as pane:
                     yield pane.empty_notice
                     yield from self._pane_body(name)
+        yield ActionPanel()
         yield Footer(show_command_palette=False)
 
     def _pane_body(self, name: str) -> Iterable[Widget]:
@@ -90,7 +92,7 @@ class Dashboard(Screen):
     # -- data ------------------------------------------------------------------------------------
 
     def apply(self, readings: Mapping[str, Reading], history: Mapping[str, Sequence[tuple[float, float]]],
-              intervals: Mapping[str, float], now: float) -> None:
+              intervals: Mapping[str, float], now: float, transitions: Mapping[str, str] = {}) -> None:
         by_pane: dict[PaneKind, list[Reading]] = {}
         for reading in readings.values():
             by_pane.setdefault(reading.pane, []).append(reading)
@@ -100,7 +102,8 @@ class Dashboard(Screen):
 
         services = [r for r in by_pane.get(PaneKind.SERVICES, []) if isinstance(r, CheckReading)]
         services.sort(key=lambda r: (-r.state, r.key))
-        self.query_one("#services-table", StatusTable).set_rows([rows.service_row(r, stale(r)) for r in services])
+        self.query_one("#services-table", StatusTable).set_rows(
+            [rows.service_row(r, stale(r), transitions.get(r.source, "")) for r in services])
         self._set_pane("services", services, intervals, now)
 
         gauges = [r for r in by_pane.get(PaneKind.RESOURCES, []) if isinstance(r, GaugeReading)]

@@ -15,7 +15,8 @@ from textual.widgets import Static
 class TextModal(ModalScreen[None]):
     """A titled list of (label, value) lines. Values are untrusted: shown as plain Content, never markup."""
 
-    BINDINGS = [Binding("escape,q,enter", "dismiss_modal", "Close", id="modal.close")]
+    BINDINGS = [Binding("escape,q,enter", "dismiss_modal", "Close", id="modal.close"),
+                Binding("c", "copy", "Copy", id="modal.copy")]
     DEFAULT_CSS = """
     TextModal { align: center middle; }
     TextModal > VerticalScroll {
@@ -34,7 +35,7 @@ class TextModal(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
             scroll.border_title = Content(self.modal_title)
-            scroll.border_subtitle = Content("esc close")
+            scroll.border_subtitle = Content("c copy · esc close")
             width = max((len(label) for label, _ in self.lines), default=0)
             for label, value in self.lines:
                 if not value and label:
@@ -44,3 +45,9 @@ class TextModal(ModalScreen[None]):
 
     def action_dismiss_modal(self) -> None:
         self.dismiss(None)
+
+    def action_copy(self) -> None:
+        """Copy the text (OSC 52: works over SSH in terminals that allow it)."""
+        text = "\n".join(f"{label}  {value}".rstrip() for label, value in self.lines)
+        self.app.copy_to_clipboard(text)
+        self.notify("Copied to the clipboard", timeout=2)

@@ -71,15 +71,16 @@ def latency_text(ms: float | None) -> str:
     return f"{ms / 1000:.0f}s"
 
 
-def service_row(reading: Reading, stale: bool) -> Row:
+def service_row(reading: Reading, stale: bool, transition: str = "") -> Row:
     kind = target = latency = ""
     if isinstance(reading, CheckReading):
         kind, target = reading.kind, one_line(reading.target, 60)
         latency = latency_text(reading.latency_ms)
     name = one_line(reading.key, 40)
     reason = one_line(reading.reason, 120)
+    state = Cell(f"⟳ {transition}", "warn", bold=True) if transition else state_cell(reading.state, stale)
     return Row(reading.key, (
-        state_cell(reading.state, stale), Cell(name, bold=True), Cell(reason, "" if reading.state is State.OK else
+        state, Cell(name, bold=True), Cell(reason, "" if reading.state is State.OK else
                                                                        STATE_ROLE[reading.state]),
         Cell(latency, "muted"), Cell(kind, "muted"), Cell(target, "muted"),
     ))

@@ -89,6 +89,13 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
                 self._widest = max(self._widest, min(len(entry.text), MAX_SHOWN_CHARS))
         self._resize(follow)
 
+    def clear(self) -> None:
+        self._lines.clear()
+        self._shown.clear()
+        self._widest = 0
+        self._follow = True
+        self._resize(True)
+
     def set_filter(self, text: str) -> None:
         self._filter = text
         needle = text.lower()
@@ -110,7 +117,7 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
         if index >= len(self._shown):
             return Strip.blank(width, self.rich_style)
         entry = self._shown[index]
-        source = entry.source[: self.source_width].ljust(self.source_width) + " "
+        source = entry.source[: self.source_width].ljust(self.source_width) + " " if self.source_width else ""
         text = entry.text[:MAX_SHOWN_CHARS]
         base = self.rich_style
         segments = [

@@ -37,12 +37,13 @@ class Pane(Vertical):
         self.empty_notice = Static(Content(empty_message), classes="pane--empty")  # the owner yields it first
         self.filter_input: Input | None = None  # made on first use: every widget costs start-up time
 
-    def open_filter(self, text: str) -> None:
+    async def open_filter(self, text: str) -> None:
+        """Awaited, so that keys typed right after ``/`` wait for the input and land in it."""
         if self.filter_input is None:
             self.filter_input = Input(placeholder="filter: type to hide what does not match · enter keep · esc clear",
                                       classes="pane--filter")
             self.filter_input.cursor_blink = False  # a blinking cursor costs CPU and bytes in a live view
-            self.mount(self.filter_input)
+            await self.mount(self.filter_input)
         self.filter_input.value = text
         self.add_class("-filtering")
         self.filter_input.focus()

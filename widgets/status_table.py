@@ -58,7 +58,7 @@ class StatusTable(ThemeRoles, DataTable):
             if old.cells != new.cells:
                 for name, before, after in zip(self._column_names, old.cells, new.cells):
                     if before != after:
-                        self.update_cell(new.key, name, render_cell(after, self._role_styles))
+                        self.update_cell(new.key, name, render_cell(after, self._role_styles), update_width=True)
         self._shown = wanted
 
     def _rebuild(self, wanted: list[Row]) -> None:
