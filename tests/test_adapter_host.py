@@ -8,6 +8,7 @@ from collections import namedtuple
 
 import psutil
 
+from backends.adapters import host
 from backends.adapters.host import busy_percent, counter_rate
 from backends.thresholds import classify
 from backends.model import GaugeReading, Pane, ProcessTableReading, State
@@ -110,7 +111,8 @@ async def test_process_table_lists_the_top_processes():
     assert row.name and row.user and row.started > 0
 
 
-async def test_own_process_cpu_is_measured_between_polls():
+async def test_own_process_cpu_is_measured_between_polls(monkeypatch):
+    monkeypatch.setattr(host, "PROCESS_EVERY", 0.0)  # walk the processes at every poll here
     check = source_for("hosts", "local", name="box", top=50)
     await poll(check)
     total = 0
@@ -151,3 +153,12 @@ async def test_one_unreadable_part_is_unknown_and_the_rest_still_reported(monkey
     memory = readings["box:memory"]
     assert memory.state is State.UNKNOWN and memory.reason == "cannot read memory: permission denied"
     assert readings["box:cpu"].state is not State.UNKNOWN and "box:processes" in readings
+
+
+async def test_the_process_table_is_walked_at_most_every_few_seconds(monkeypatch):
+    check = source_for("hosts", "local", name="box")
+    first = (await poll(check))["box:processes"]
+    again = (await poll(check))["box:processes"]
+    assert again is first  # within PROCESS_EVERY: the same table, no walk of /proc
+    monkeypatch.setattr(host, "PROCESS_EVERY", 0.0)
+    assert (await poll(check))["box:processes"] is not first

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rich.cells import cell_len
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from .cells import Row, ThemeRoles, render_cell
 
@@ -58,7 +60,9 @@ class StatusTable(ThemeRoles, DataTable):
             if old.cells != new.cells:
                 for name, before, after in zip(self._column_names, old.cells, new.cells):
                     if before != after:
-                        self.update_cell(new.key, name, render_cell(after, self._role_styles), update_width=True)
+                        # widening a column re-lays out the screen: only when the new text does not fit
+                        wider = cell_len(after.text) > self.columns[ColumnKey(name)].content_width
+                        self.update_cell(new.key, name, render_cell(after, self._role_styles), update_width=wider)
         self._shown = wanted
 
     def _rebuild(self, wanted: list[Row]) -> None:

@@ -16,6 +16,7 @@ from .base import Source
 from .text import human_bytes, one_line, os_error_text
 
 FIRST_SAMPLE = 0.25  # seconds between the priming sample and the first real one
+PROCESS_EVERY = 5.0  # seconds between walks of the process table
 
 
 def busy_percent(before: Any, after: Any) -> float | None:
@@ -61,6 +62,7 @@ class LocalHost(Source):
         # (process_iter's objects are shared with every other caller in the process).
         self._procs: dict[int, psutil.Process] = {}
         self._users: dict[int, str] = {}
+        self._process_table: tuple[float, list[Reading]] = (-PROCESS_EVERY, [])
 
     def describe(self) -> str:
         return "this machine"
@@ -71,6 +73,7 @@ class LocalHost(Source):
             # (and a one-shot `lakedeck check`) reports real numbers
             self._primed = True
             await self.in_thread(self._sample)
+            self._process_table = (-PROCESS_EVERY, [])  # the priming walk measured nothing yet
             await asyncio.sleep(min(FIRST_SAMPLE, self.timeout * 0.3))
         return await self.in_thread(self._sample)
 
@@ -187,6 +190,15 @@ class LocalHost(Source):
         return readings
 
     def _processes(self, now: float) -> Iterable[Reading]:
+        """Walking every process is most of a poll's cost: do it every PROCESS_EVERY seconds, as top does."""
+        sampled_at, table = self._process_table
+        if time.monotonic() - sampled_at < PROCESS_EVERY and table:
+            return table
+        table = self._walk_processes(now)
+        self._process_table = (time.monotonic(), table)
+        return table
+
+    def _walk_processes(self, now: float) -> list[Reading]:
         sampled = []
         known: dict[int, psutil.Process] = {}
         for pid in psutil.pids():
