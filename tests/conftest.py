@@ -10,6 +10,9 @@ from typing import Iterator
 
 import pytest
 
+from conftest_supervisor import supervisord  # noqa: F401  (fixture: a real supervisord)
+from stand_ins import only_stand_ins, stand_ins  # noqa: F401  (fixtures: stand-in executables on PATH)
+
 
 class InFlight:
     """Counts requests being served at once, to prove that checks run concurrently."""

@@ -15,6 +15,7 @@ from tui.app import LakedeckApp
 from ui_support import screen_text
 from widgets.action_panel import ActionPanel
 from widgets.choice_modal import ChoiceModal
+from widgets import confirm
 from widgets.confirm import ARM_DELAY, ConfirmModal
 from tui.modals import TextModal
 
@@ -87,7 +88,8 @@ async def test_cancel_is_focused_so_enter_cancels(tmp_path, port):
     assert events(tmp_path) == [("requested", "restart"), ("cancelled", "restart")]
 
 
-async def test_run_cannot_be_pressed_before_the_arm_delay(tmp_path, port):
+async def test_run_cannot_be_pressed_before_the_arm_delay(tmp_path, port, monkeypatch):
+    monkeypatch.setattr(confirm, "ARM_DELAY", 60.0)  # however slow the machine, the press comes too early
     app = make_app(tmp_path, port)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app, pilot)

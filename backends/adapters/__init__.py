@@ -15,6 +15,10 @@ REGISTRY: dict[tuple[str, str], str] = {
     ("services", "tcp"): "tcp_check:TcpCheck",
     ("services", "process"): "process_check:ProcessCheck",
     ("services", "command"): "command_check:CommandCheck",
+    ("services", "systemd"): "systemd:SystemdUnit",
+    ("services", "compose"): "compose:ComposeService",
+    ("services", "supervisor"): "supervisor:SupervisorProgram",
+    ("services", "kubernetes"): "kubernetes:KubernetesWorkload",
     ("hosts", "local"): "host:LocalHost",
     ("logs", "file"): "log_file:LogFile",
 }
