@@ -16,10 +16,6 @@ from textual.widgets import Button, Input, Static
 ARM_DELAY = 0.6  # seconds before Run can be pressed: longer than a key's auto-repeat delay
 
 
-def _arm_delay() -> float:
-    return ARM_DELAY  # read at call time, so that tests can lengthen it
-
-
 class ConfirmModal(ModalScreen[bool]):
     """Dismisses with True only when Run is pressed after the arm delay (and the typed name matches)."""
 
@@ -76,7 +72,7 @@ class ConfirmModal(ModalScreen[bool]):
 
     @property
     def armed(self) -> bool:
-        return self.clock() - self.opened_at >= _arm_delay()
+        return self.clock() - self.opened_at >= ARM_DELAY
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.query_one("#run", Button).disabled = event.value != self.type_to_confirm
