@@ -37,8 +37,12 @@ def run_action(config: Config, target: str, action_id: str, *, dry_run: bool = F
             return EXIT_REFUSED
         if dry_run or action.tier is Tier.DESTRUCTIVE:
             preview = await engine.sources[target].preview(action)
-            if preview:
+            if preview is None:
+                out.write("no dry run for this action: the command above is what would run\n")
+            elif preview:
                 out.write("it would affect:\n" + "".join(f"  {visible(line)}\n" for line in preview))
+            else:
+                out.write("the dry run lists nothing it would affect\n")
         if dry_run:
             out.write("dry run: nothing was run\n")
             return 0

@@ -153,6 +153,7 @@ async def test_destructive_needs_the_exact_name_typed(tmp_path, port):
         await pilot.pause()
         assert isinstance(app.screen, ConfirmModal) and menu is not app.screen
         assert "Type api to confirm" in screen_text(app)
+        assert "This action has no dry run" in screen_text(app)  # a config command cannot preview itself
         run = app.screen.query_one("#run")
         app.screen.query_one("#confirm-name").focus()
         await pilot.press(*"Api")

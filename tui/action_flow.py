@@ -93,10 +93,11 @@ class ActionFlow:
     async def _confirm(self, action: Action) -> None:
         await self.engine.record("requested", action)
         command = self.engine.audit.redact(action.describe())
-        preview: list[str] = []
+        preview: list[str] | None = None
         if action.tier is Tier.DESTRUCTIVE:
             try:
-                preview = [visible(line) for line in await self.engine.sources[action.target].preview(action)]
+                found = await self.engine.sources[action.target].preview(action)
+                preview = None if found is None else [visible(line) for line in found]
             except Exception as exc:  # a failed dry run must not let the action through unseen
                 self.app.notify(one_line(f"dry run failed: {exc}"), severity="error", timeout=6)
                 await self.engine.record("cancelled", action, reason=one_line(f"dry run failed: {exc}"))

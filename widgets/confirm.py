@@ -34,12 +34,12 @@ class ConfirmModal(ModalScreen[bool]):
     ConfirmModal Button { margin-left: 2; }
     """
 
-    def __init__(self, title: str, command: str, *, preview: Sequence[str] = (), type_to_confirm: str = "",
+    def __init__(self, title: str, command: str, *, preview: Sequence[str] | None = None, type_to_confirm: str = "",
                  clock=time.monotonic) -> None:
         super().__init__(classes="-destructive" if type_to_confirm else "")
         self.confirm_title = title
         self.command = command
-        self.preview = list(preview)
+        self.preview = None if preview is None else list(preview)
         self.type_to_confirm = type_to_confirm
         self.clock = clock
         self.opened_at = clock()
@@ -51,8 +51,10 @@ class ConfirmModal(ModalScreen[bool]):
             yield Static(Content("This will run:"))
             yield Static(Content(self.command), classes="confirm--command")
             if self.type_to_confirm:
-                if self.preview:
-                    yield Static(Content("It will affect:"))
+                if self.preview is None:
+                    yield Static(Content("This action has no dry run: read the command above before confirming."))
+                elif self.preview:
+                    yield Static(Content(f"It will affect ({len(self.preview)}):"))
                     with VerticalScroll(classes="confirm--preview"):
                         for line in self.preview:
                             yield Static(Content(line))

@@ -76,9 +76,10 @@ class Source:
             return await run_request(action, emit)
         return ActionResult(action, False, None, error=f"the {self.kind} adapter cannot run {action.id!r}")
 
-    async def preview(self, action: Action) -> list[str]:
-        """For a destructive action, what it would affect (a dry run), one line per item."""
-        return []
+    async def preview(self, action: Action) -> list[str] | None:
+        """For a destructive action, what it would affect (a dry run), one line per item; None when the
+        action has no dry run (a command from the config)."""
+        return None
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call in a worker thread, never two at once for this source.
