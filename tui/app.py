@@ -126,7 +126,7 @@ class LakedeckApp(App[int]):
 
     def _flush(self) -> None:
         self._flush_pending = False
-        if self.paused or not self._dirty:
+        if self.paused or not self._dirty or not self.screen_stack:  # no screens: the app is closing
             return
         self._dirty = False
         self._last_flush = time.monotonic()
@@ -147,6 +147,8 @@ class LakedeckApp(App[int]):
             self._flush()
 
     def _show_summary(self) -> None:
+        if not self.screen_stack:
+            return
         readings = list(self.engine.readings.values())
         now = self.clock()
         counts = tuple((label, sum(1 for r in readings if r.state is state), role) for state, label, role in COUNT_ROLES)

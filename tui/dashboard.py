@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer
+from textual.widgets import Footer
 
 from backends.model import (CheckReading, GaugeReading, LogReading, Pane as PaneKind, ProcessRow,
                             ProcessTableReading, Reading)
@@ -145,6 +145,6 @@ class Dashboard(Screen):
         for target in self.filterable(name):
             target.set_filter(text)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_status_table_row_selected(self, event: StatusTable.RowSelected) -> None:
         event.stop()
         self.app.action_details()
