@@ -49,6 +49,14 @@ def events(tmp_path: Path) -> list[tuple[str, str]]:
     return [(e["event"], e["action"]) for e in map(json.loads, path.read_text().splitlines())]
 
 
+async def until(pilot, condition, seconds: float = 5.0) -> None:
+    """Wait for what a key set off (an audit write in a thread, then a modal) on a machine of any speed."""
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+
+
 async def ready(app, pilot) -> None:
     for _ in range(50):
         if "api" in app.engine.readings:
@@ -77,12 +85,12 @@ async def test_cancel_is_focused_so_enter_cancels(tmp_path, port):
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app, pilot)
         await pilot.press("r")
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         assert isinstance(app.screen, ConfirmModal)
         assert app.screen.focused.id == "cancel"
         assert "sh -c 'echo restarting; sleep 0.4; echo done; touch" in screen_text(app)
         await pilot.press("enter", "enter", "enter")  # a held enter: cancels, never confirms
-        await pilot.pause()
+        await until(pilot, lambda: len(events(tmp_path)) == 2)
         assert not isinstance(app.screen, ConfirmModal)
     assert not (tmp_path / "ran").exists()
     assert events(tmp_path) == [("requested", "restart"), ("cancelled", "restart")]
@@ -94,12 +102,12 @@ async def test_run_cannot_be_pressed_before_the_arm_delay(tmp_path, port, monkey
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app, pilot)
         await pilot.press("r")
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.press("tab", "enter")  # straight to Run: too quick
         await pilot.pause()
         assert isinstance(app.screen, ConfirmModal)
         await pilot.press("escape")
-        await pilot.pause()
+        await until(pilot, lambda: len(events(tmp_path)) == 2)
     assert not (tmp_path / "ran").exists()
     assert events(tmp_path) == [("requested", "restart"), ("cancelled", "restart")]
 
@@ -109,6 +117,7 @@ async def test_confirmed_restart_streams_output_shows_the_transition_and_is_audi
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app, pilot)
         await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.pause(ARM_DELAY + 0.1)
         await pilot.press("tab", "enter")
         await pilot.pause(0.2)
@@ -132,6 +141,7 @@ async def test_a_failed_action_opens_a_modal_with_exit_code_and_output(tmp_path,
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app, pilot)
         await pilot.press("s")  # the service is up, so s means stop
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.pause(ARM_DELAY + 0.1)
         await pilot.press("tab", "enter")
         for _ in range(30):
@@ -150,7 +160,7 @@ async def test_destructive_needs_the_exact_name_typed(tmp_path, port):
         await pilot.press("a")
         menu = app.screen
         await pilot.press(*["down"] * 3, "enter")  # status, restart, stop are listed before wipe
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         assert isinstance(app.screen, ConfirmModal) and menu is not app.screen
         assert "Type api to confirm" in screen_text(app)
         assert "This action has no dry run" in screen_text(app)  # a config command cannot preview itself
@@ -181,14 +191,14 @@ async def test_read_only_refuses_on_every_key_path_and_says_so(tmp_path, port):
         text = screen_text(app)
         assert "READ-ONLY" in text and "Status" in text and "Restart" not in text
         await pilot.press("escape", "r")
-        await pilot.pause()
+        await until(pilot, lambda: len(events(tmp_path)) == 1)
         assert not isinstance(app.screen, ConfirmModal)
         await pilot.press("s")
-        await pilot.pause()
+        await until(pilot, lambda: len(events(tmp_path)) == 2)
         await pilot.press("colon", *"restart")
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: len(events(tmp_path)) == 3)
         assert not isinstance(app.screen, ConfirmModal)
     assert events(tmp_path) == [("refused", "restart"), ("refused", "stop"), ("refused", "restart")]
     assert not (tmp_path / "ran").exists()
@@ -212,7 +222,7 @@ async def test_audit_view_shows_the_entries(tmp_path, port):
     async with app.run_test(size=(160, 40)) as pilot:
         await ready(app, pilot)
         await pilot.press("r")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: len(events(tmp_path)) == 1)
         await pilot.press("A")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: "Audit log" in screen_text(app))
         assert "Audit log" in screen_text(app) and "refused" in screen_text(app)
