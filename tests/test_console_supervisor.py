@@ -45,12 +45,13 @@ async def test_stop_start_restart_a_supervisord_program(tmp_path, supervisord):
 
         await confirm(pilot, app, "s")  # it runs, so s stops it
         await wait_for(pilot, lambda: rpc.supervisor.getProcessInfo("web")["statename"] == "STOPPED")
-        await wait_for(pilot, lambda: "STOPPED" in screen_text(app) or "stopped" in screen_text(app))
-        assert "✖ CRITICAL" in screen_text(app)
+        # the row shows "⟳ stopping" until the first poll after the action, then the state it found
+        await wait_for(pilot, lambda: "✖ CRITICAL" in screen_text(app))
+        assert "web" not in app.engine.transitions
 
         await confirm(pilot, app, "s")  # now it is down, so s starts it
         await wait_for(pilot, lambda: rpc.supervisor.getProcessInfo("web")["statename"] == "RUNNING")
-        await wait_for(pilot, lambda: "● OK" in screen_text(app))
+        await wait_for(pilot, lambda: "● OK" in screen_text(app) and "web" not in app.engine.transitions)
 
         before = rpc.supervisor.getProcessInfo("web")["pid"]
         await confirm(pilot, app, "r")
