@@ -64,21 +64,32 @@ class Engine:
     def build(self) -> None:
         """Create the adapters. Imports each kind's library, so call it off the first paint."""
         for spec in self.config.sources:
-            if spec.name in self.sources:
-                continue
+            self._build_one(spec)
+
+    def _build_one(self, spec: SourceSpec) -> Source:
+        if spec.name not in self.sources:
             try:
                 self.sources[spec.name] = self._factory(spec, self.config)
             except Exception as exc:  # a broken adapter is one red row, not a dead console
                 reason = one_line(f"cannot start the {spec.kind} adapter: {type(exc).__name__}: {exc}")
                 self.sources[spec.name] = BrokenSource(spec, self.config.thresholds, reason)
             self._locks[spec.name] = asyncio.Lock()
+        return self.sources[spec.name]
 
     async def start(self) -> None:
-        """Build the sources (in a thread: adapter imports are slow) and start one loop per source."""
-        await asyncio.to_thread(self.build)
-        for name in self.sources:
-            self._wake[name] = asyncio.Event()
-            self._tasks.append(asyncio.create_task(self._loop(name), name=f"poll:{name}"))
+        """Build each kind of source in a thread (adapter imports are slow) and start its loops as soon as
+        it is built: a tcp check does not wait for psutil to load for the host adapter."""
+        by_kind: dict[tuple[str, str], list[SourceSpec]] = {}
+        for spec in self.config.sources:
+            by_kind.setdefault((spec.section, spec.kind), []).append(spec)
+
+        async def start_kind(specs: list[SourceSpec]) -> None:
+            await asyncio.to_thread(lambda: [self._build_one(spec) for spec in specs])
+            for spec in specs:
+                self._wake[spec.name] = asyncio.Event()
+                self._tasks.append(asyncio.create_task(self._loop(spec.name), name=f"poll:{spec.name}"))
+
+        await asyncio.gather(*(start_kind(specs) for specs in by_kind.values()))
 
     async def stop(self) -> None:
         for task in self._tasks:

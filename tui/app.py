@@ -32,6 +32,7 @@ from .commands import LakedeckCommands
 from .dashboard import Dashboard
 from .details import process_lines, reading_lines
 from .modals import TextModal
+from .rows import is_stale
 
 FLUSH_DELAY = 0.25  # at most four screen updates a second, however busy the sources
 LOG_BACKLOG = 10_000
@@ -61,6 +62,7 @@ class LakedeckApp(App[int]):
         self._dirty = False
         self._flush_pending = False
         self._last_flush = 0.0
+        self._stale: frozenset[str] = frozenset()
         self._logs: collections.deque[LogEntry] = collections.deque(maxlen=LOG_BACKLOG)
         for candidate in THEMES.values():
             self.register_theme(candidate)
@@ -140,11 +142,22 @@ class LakedeckApp(App[int]):
             self._show_summary()
 
     def _tick(self) -> None:
-        """Once a second: ages and staleness move even when no data arrives."""
+        """Once a second: ages and staleness move even when no data arrives.
+
+        Rows are redrawn only when a reading turned stale (or fresh); otherwise only the borders' ages.
+        """
         self._show_summary()
-        if not self.paused:
-            self._dirty = True
-            self._flush()
+        if self.paused or not self.screen_stack:
+            return
+        now = self.clock()
+        intervals = {name: h.interval for name, h in self.engine.health.items()}
+        stale = frozenset(k for k, r in self.engine.readings.items()
+                          if is_stale(r, intervals.get(r.source, self.config.refresh), now))
+        if stale != self._stale:
+            self._stale = stale
+            self.refresh_view()
+        else:
+            self.dashboard.show_status(self.engine.readings, intervals, now)
 
     def _show_summary(self) -> None:
         if not self.screen_stack:

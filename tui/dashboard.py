@@ -14,6 +14,7 @@ from backends.model import (CheckReading, GaugeReading, LogReading, Pane as Pane
                             ProcessTableReading, Reading)
 from widgets.action_panel import ActionPanel
 from widgets.log_view import LogEntry, LogView
+from widgets.cells import Row
 from widgets.pane import Pane
 from widgets.status_bar import StatusBar
 from widgets.status_table import StatusTable
@@ -42,6 +43,7 @@ EMPTY = {
 class Dashboard(Screen):
     BINDINGS = bindings(screen=True)
     processes: list[ProcessRow] = []  # as the processes table shows them, by rank
+    _row_cache: dict[str, tuple[Reading, tuple, Row]] = {}
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -93,32 +95,56 @@ class Dashboard(Screen):
 
     def apply(self, readings: Mapping[str, Reading], history: Mapping[str, Sequence[tuple[float, float]]],
               intervals: Mapping[str, float], now: float, transitions: Mapping[str, str] = {}) -> None:
-        by_pane: dict[PaneKind, list[Reading]] = {}
-        for reading in readings.values():
-            by_pane.setdefault(reading.pane, []).append(reading)
+        by_pane = self._by_pane(readings)
 
         def stale(r: Reading) -> bool:
             return rows.is_stale(r, intervals.get(r.source, 2.0), now)
 
+        cache, self._row_cache = self._row_cache, {}
+
+        def row(reading: Reading, *inputs, build) -> Row:
+            """The row made last time for this very reading and inputs, else a new one: with 200
+            services and a poll landing every few milliseconds, rebuilding every row is most of the cost."""
+            hit = cache.get(reading.key)
+            if hit is None or hit[0] is not reading or hit[1] != inputs:
+                hit = (reading, inputs, build())
+            self._row_cache[reading.key] = hit
+            return hit[2]
+
         services = [r for r in by_pane.get(PaneKind.SERVICES, []) if isinstance(r, CheckReading)]
         services.sort(key=lambda r: (-r.state, r.key))
-        self.query_one("#services-table", StatusTable).set_rows(
-            [rows.service_row(r, stale(r), transitions.get(r.source, "")) for r in services])
-        self._set_pane("services", services, intervals, now)
+        self.query_one("#services-table", StatusTable).set_rows([
+            row(r, stale(r), transitions.get(r.source, ""),
+                build=lambda r=r: rows.service_row(r, stale(r), transitions.get(r.source, "")))
+            for r in services])
 
         gauges = [r for r in by_pane.get(PaneKind.RESOURCES, []) if isinstance(r, GaugeReading)]
         gauges.sort(key=lambda g: GAUGE_GROUP_ORDER.get(g.group, len(GAUGE_GROUP_ORDER)))
-        self.query_one("#gauges-table", StatusTable).set_rows(
-            [rows.gauge_row(g, (v for _, v in history.get(g.key, ())), stale(g)) for g in gauges])
+        self.query_one("#gauges-table", StatusTable).set_rows([
+            row(g, stale(g), build=lambda g=g: rows.gauge_row(g, (v for _, v in history.get(g.key, ())), stale(g)))
+            for g in gauges])
         tables = [r for r in by_pane.get(PaneKind.PROCESSES, []) if isinstance(r, ProcessTableReading)]
         processes = {p.pid: p for t in tables for p in (*t.by_cpu, *t.by_memory)}
         self.processes = sorted(processes.values(), key=lambda p: (-p.cpu_percent, -p.rss_bytes))
         self.query_one("#processes-table", StatusTable).set_rows(
             [rows.process_row(p, rank, now) for rank, p in enumerate(self.processes)])
-        self._set_pane("resources", gauges + tables, intervals, now)
+        self.show_status(readings, intervals, now, by_pane)
 
-        logs = [r for r in by_pane.get(PaneKind.LOGS, []) if isinstance(r, LogReading)]
-        self._set_pane("logs", logs, intervals, now)
+    @staticmethod
+    def _by_pane(readings: Mapping[str, Reading]) -> dict[PaneKind, list[Reading]]:
+        by_pane: dict[PaneKind, list[Reading]] = {}
+        for reading in readings.values():
+            by_pane.setdefault(reading.pane, []).append(reading)
+        return by_pane
+
+    def show_status(self, readings: Mapping[str, Reading], intervals: Mapping[str, float], now: float,
+                    by_pane: dict[PaneKind, list[Reading]] | None = None) -> None:
+        """Only the panes' borders (when each was refreshed, stale or not): what moves with the clock alone."""
+        by_pane = by_pane if by_pane is not None else self._by_pane(readings)
+        self._set_pane("services", by_pane.get(PaneKind.SERVICES, []), intervals, now)
+        self._set_pane("resources", by_pane.get(PaneKind.RESOURCES, []) + by_pane.get(PaneKind.PROCESSES, []),
+                       intervals, now)
+        self._set_pane("logs", by_pane.get(PaneKind.LOGS, []), intervals, now)
 
     def _set_pane(self, name: str, readings: Sequence[Reading], intervals: Mapping[str, float], now: float) -> None:
         pane = self.pane(name)

@@ -133,7 +133,7 @@ class StatusTable(ThemeRoles, ScrollView, can_focus=True):
         wanted = [row for row in self._rows if row.matches(self._filter)]
         old = self._shown
         same_keys = not force and len(old) == len(wanted) and all(a.key == b.key for a, b in zip(old, wanted))
-        changed = [i for i, (a, b) in enumerate(zip(old, wanted)) if a.cells != b.cells] if same_keys else []
+        changed = [i for i, (a, b) in enumerate(zip(old, wanted)) if a is not b and a.cells != b.cells] if same_keys else []
         if same_keys and not changed:
             self._shown = wanted
             return  # nothing to draw
