@@ -6,11 +6,14 @@ Everything runs on this machine and talks only to 127.0.0.1. tmux runs on a sock
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import datetime
+import hashlib
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,6 +34,39 @@ LAKEDECK = str(Path(sys.executable).with_name("lakedeck"))  # the console script
 HELLO = [PYTHON, str(BENCH / "hello.py")]
 SOCKET = f"lakedeck-bench-{os.getpid()}"
 WIDTH, HEIGHT = 120, 40
+PACKAGES = ("backends", "tui", "widgets", "themes")
+FROZEN = OUT / "lakedeck-src"  # the copy of lakedeck's packages that a run measures (see freeze())
+_frozen = False
+
+
+# -- the code under test ---------------------------------------------------------------------------
+
+def source_version() -> str:
+    """The commit, whether lakedeck's packages differ from it, and a fingerprint of their files as they are now."""
+    commit = _command_output("git", "rev-parse", "--short", "HEAD")
+    changed = _command_output("git", "status", "--porcelain", "--", *PACKAGES)
+    digest = hashlib.sha1()
+    for path in sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*") if p.is_file() and p.suffix in
+                       (".py", ".tcss")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return f"{commit}{' + uncommitted changes' if changed else ''} (source fingerprint {digest.hexdigest()[:10]})"
+
+
+def freeze() -> str:
+    """Copy lakedeck's packages aside, with a copy of the console script, and run them from there, so that
+    every benchmark of a run measures the same code while the work tree (or the editable install) changes.
+    Call before anything imports ``backends``. Returns the version of the copied code."""
+    global _frozen
+    version = source_version()
+    shutil.rmtree(FROZEN, ignore_errors=True)
+    for pkg in PACKAGES:
+        shutil.copytree(ROOT / pkg, FROZEN / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    # byte-compile now: with PYTHONDONTWRITEBYTECODE set, every launch would otherwise compile it all again
+    compileall.compile_dir(FROZEN, quiet=1)
+    (FROZEN / "lakedeck").write_text("import sys\nfrom tui.cli import main\nsys.exit(main())\n")  # as pip's script
+    sys.path.insert(0, str(FROZEN))
+    _frozen = True
+    return version
 
 
 # -- tmux ------------------------------------------------------------------------------------------
@@ -109,7 +145,8 @@ class Session:
 def lakedeck_argv(*args: str, xdg: Path | None = None) -> list[str]:
     """lakedeck with no config from the environment; ``env`` execs it, so the pane's pid is lakedeck's."""
     env = ["env", "-u", "LAKEDECK_CONFIG"] + ([f"XDG_CONFIG_HOME={xdg}"] if xdg else [])
-    return [*env, LAKEDECK, *args]
+    command = [PYTHON, str(FROZEN / "lakedeck")] if _frozen else [LAKEDECK]  # the copy imports from beside it
+    return [*env, *command, *args]
 
 
 # -- the local HTTP server and configs -------------------------------------------------------------
@@ -205,17 +242,15 @@ def load_average() -> str:
     return " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def machine() -> list[str]:
+def machine(version: str) -> list[str]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor() or "?")
-    commit = _command_output("git", "rev-parse", "--short", "HEAD")
-    dirty = " + uncommitted changes" if _command_output("git", "status", "--porcelain", "--", "backends", "tui",
-                                                         "widgets", "themes") else ""
     return [
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- nproc: {os.cpu_count()} ({cpu}); memory {psutil.virtual_memory().total / 2**30:.1f} GiB",
         f"- {platform.system()} {platform.release()}; Python {platform.python_version()}; "
         f"Textual {metadata.version('textual')}; Rich {metadata.version('rich')}; httpx {metadata.version('httpx')}; "
         f"{_command_output('tmux', '-V')}",
-        f"- lakedeck {metadata.version('lakedeck')} at {commit}{dirty}",
+        f"- lakedeck {metadata.version('lakedeck')} at {version}; every section ran this code, copied to "
+        f"bench/out/lakedeck-src when the run started",
     ]

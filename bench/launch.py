@@ -20,8 +20,9 @@ def hello_ready(screen: str) -> bool:
 
 
 def lakedeck_painted(screen: str) -> bool:
-    """The first paint: the header is there (data or not)."""
-    return "lakedeck" in screen.split("\n", 1)[0]
+    """The first complete frame: header, every pane and the footer drawn (the polls may not have answered yet)."""
+    return ("lakedeck" in screen.split("\n", 1)[0] and all(f"{n} " in screen for n in ("1 Services", "5 Backups"))
+            and "Quit" in screen)
 
 
 def lakedeck_ready(screen: str) -> bool:
@@ -52,6 +53,7 @@ def run(quick: bool = False) -> Section:
     painted: list[float] = []
     first: list[float] = []
     gauges: list[float] = []
+    failed: list[str] = []
     with http_server() as port:  # something listening, for the tcp check
         config = write_config(OUT / "launch.yaml", services=[{"name": "bench-tcp", "kind": "tcp", "port": port}],
                               hosts=[{"name": "local"}])
@@ -61,26 +63,33 @@ def run(quick: bool = False) -> Section:
         for i in range(runs):
             order = ("hello", "lakedeck") if i % 2 == 0 else ("lakedeck", "hello")
             for which in order:
-                if which == "hello":
-                    hello += measure(f"launch-hello-{i}", HELLO, hello_ready)
-                else:
-                    p, a, b = measure(f"launch-lakedeck-{i}", lakedeck, lakedeck_painted, lakedeck_ready, gauges_ready)
-                    painted.append(p)
-                    first.append(a)
-                    gauges.append(b)
+                try:
+                    if which == "hello":
+                        hello += measure(f"launch-hello-{i}", HELLO, hello_ready)
+                    else:
+                        p, a, b = measure(f"launch-lakedeck-{i}", lakedeck,
+                                          lakedeck_painted, lakedeck_ready, gauges_ready)
+                        painted.append(p)
+                        first.append(a)
+                        gauges.append(b)
+                except RuntimeError as exc:  # one bad run is reported, and does not end the benchmark
+                    failed.append(" / ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
     h, p, f, g = median(hello), median(painted), median(first), median(gauges)
     return Section(
         "1. Launch to first complete frame (tmux 120x40)",
         f"Each program starts in a detached tmux session; `tmux capture-pane -p` is polled every 10 ms from just "
         f"before `tmux new-session` until the marker is on screen. lakedeck runs a config of one tcp check (against a "
-        f"local listening socket) and `hosts: [{{name: local}}]`; its marker is the header with \"newest data\" plus the "
-        f"row `OK bench-tcp`. The baseline is `bench/hello.py` (a Textual App with one Static, marker "
+        f"local listening socket) and `hosts: [{{name: local}}]`. Its first complete frame is the header, every pane's "
+        f"title and the footer on screen; its first data is the header with \"newest data\" plus the row "
+        f"`OK bench-tcp`; then the host's gauges (after a 250 ms priming sample). The baseline is `bench/hello.py` (a Textual App with one Static, marker "
         f"\"hello-world-ready\"). {runs} runs each, interleaved, after one uncounted warm-up run of each.",
-        [Row("first frame with data (header + service row)", f"{f:.3f} s", f"{h:.3f} s", ratio(f, h),
-             f"≤ {TARGET}x hello-world", f / h <= TARGET),
-         Row("first paint, header only (informational)", f"{p:.3f} s", f"{h:.3f} s", ratio(p, h)),
+        [Row("first complete frame (header, all panes, footer)", f"{p:.3f} s", f"{h:.3f} s", ratio(p, h),
+             f"≤ {TARGET}x hello-world", p / h <= TARGET),
+         Row("first data on screen: service row OK (informational)", f"{f:.3f} s", f"{h:.3f} s", ratio(f, h)),
          Row("host gauges on screen too (informational)", f"{g:.3f} s", f"{h:.3f} s", ratio(g, h))],
-        [f"- runs (s): lakedeck first paint {listing(painted)}; first frame {listing(first)}; host gauges {listing(gauges)}; hello-world {listing(hello)}"],
+        [f"- runs (s): lakedeck first paint {listing(painted)}; first frame with data {listing(first)}; "
+         f"host gauges {listing(gauges)}; hello-world {listing(hello)}"]
+        + [f"- FAILED run (not counted): `{failure[:300]}`" for failure in failed],
     )
 
 

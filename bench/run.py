@@ -2,34 +2,35 @@
 
     python bench/run.py [--quick] [--only launch,idle,sweep,memory] [--out FILE]
 
---quick is a smoke check (fewer runs, shorter windows: ~4 min); the full run takes ~25 min.
+--quick is a smoke check (fewer runs, shorter windows: ~5 min); the full run takes ~21 min on 2 cores.
 Each measurement is also a script of its own (bench/launch.py, idle.py, sweep.py, memory.py).
+run.py first copies lakedeck's packages to bench/out/lakedeck-src and measures that copy throughout,
+so that edits made while it runs cannot mix two versions into one report.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from pathlib import Path
 
-import idle
-import launch
-import memory
-import sweep
-from common import BENCH, OUT, load_average, machine, tmux_server
+from common import BENCH, OUT, freeze, load_average, machine, tmux_server
 
-BENCHMARKS = {"launch": launch.run, "idle": idle.run, "sweep": sweep.run, "memory": memory.run}
+BENCHMARKS = ("launch", "idle", "sweep", "memory")  # modules of bench/, each with run(quick) -> Section
 
 
-def report(sections, quick: bool, minutes: float, loads: tuple[str, str]) -> str:
+def report(sections, quick: bool, version: str, minutes: float, loads: tuple[str, str]) -> str:
     lines = ["# lakedeck benchmarks", "",
              "Written by `python bench/run.py" + (" --quick`: a SMOKE RUN with fewer, shorter runs; "
                                                  "do not compare its figures." if quick else "` (`make bench`)."),
              "Figures are medians; each baseline was measured in the same run. Regenerate, don't edit.", "",
-             "## Machine", "", *machine(),
-             f"- load average (1/5/15 min) at start: {loads[0]}; at end: {loads[1]}; wall time {minutes:.1f} min", "",
-             "## Summary", "", "| measurement | figure | baseline | ratio | target | result |", "|---|---|---|---|---|---|"]
+             "## Machine", "", *machine(version),
+             f"- load average (1/5/15 min) at start: {loads[0]}; at end: {loads[1]}",
+             f"- wall time {minutes:.1f} min", "",
+             "## Summary", "",
+             "| measurement | figure | baseline | ratio | target | result |", "|---|---|---|---|---|---|"]
     for section in sections:
         number = section.title.split(".", 1)[0]
         lines += [f"| {number}. {r.what} | {r.figure} | {r.baseline} | {r.ratio} | {r.target} | {r.verdict} |"
@@ -49,14 +50,19 @@ def main() -> int:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     OUT.mkdir(parents=True, exist_ok=True)
     started, load_start = time.monotonic(), load_average()
+    version = freeze()  # before the benchmarks import backends: all of them measure this copy
+    print(f"[bench] lakedeck {version}, copied to {OUT.name}/", file=sys.stderr, flush=True)
     sections = []
     with tmux_server():
         for name in chosen:
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-            section = BENCHMARKS[name](args.quick)
+            load = load_average()
+            section = importlib.import_module(name).run(args.quick)
+            section.notes += ["", f"- load average (1/5/15 min) before this section: {load}; after: {load_average()} "
+                                 f"(other work on the machine shows here)"]
             print(section.markdown(), flush=True)
             sections.append(section)
-    text = report(sections, args.quick, (time.monotonic() - started) / 60, (load_start, load_average()))
+    text = report(sections, args.quick, version, (time.monotonic() - started) / 60, (load_start, load_average()))
     args.out.write_text(text, encoding="utf-8")
     print(f"[bench] wrote {args.out}", file=sys.stderr)
     return 0

@@ -38,6 +38,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError, ValueError):
         pass
+    except asyncio.CancelledError:  # the server is shutting down: end quietly, no traceback per connection
+        pass
     finally:
         writer.close()
 

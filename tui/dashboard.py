@@ -8,11 +8,12 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer
 
-from backends.model import (CheckReading, GaugeReading, LogReading, Pane as PaneKind, ProcessRow,
+from backends.model import (CheckReading, GaugeReading, Pane as PaneKind, ProcessRow,
                             ProcessTableReading, Reading)
+from backends.keymap import KEYS
 from widgets.action_panel import ActionPanel
+from widgets.key_bar import KeyBar
 from widgets.log_view import LogEntry, LogView
 from widgets.cells import Row
 from widgets.pane import Pane
@@ -55,7 +56,8 @@ class Dashboard(Screen):
                     yield pane.empty_notice
                     yield from self._pane_body(name)
         yield ActionPanel()
-        yield Footer(show_command_palette=False)
+        app = self.app
+        yield KeyBar([(app.key_display(spec.id).split(" or ")[0], spec.description) for spec in KEYS if spec.show])
 
     def _pane_body(self, name: str) -> Iterable[Widget]:
         if name == "services":

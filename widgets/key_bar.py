@@ -1,0 +1,30 @@
+"""The bottom line of keys: drawn with the first frame (Textual's Footer fills itself in a frame later)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from rich.text import Text
+from textual.widget import Widget
+
+
+class KeyBar(Widget):
+    DEFAULT_CSS = """
+    KeyBar { height: 1; background: $footer-background; color: $footer-foreground; padding: 0 1; }
+    KeyBar > .key-bar--key { color: $footer-key-foreground; text-style: bold; }
+    """
+    COMPONENT_CLASSES = {"key-bar--key"}
+
+    def __init__(self, keys: Sequence[tuple[str, str]], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.keys = list(keys)
+
+    def render(self) -> Text:
+        key_style = self.get_component_rich_style("key-bar--key")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for index, (key, description) in enumerate(self.keys):
+            if index:
+                text.append("  ")
+            text.append(key, style=key_style)
+            text.append(f" {description}")
+        return text
