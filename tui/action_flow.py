@@ -10,8 +10,6 @@ from backends.actions import Action, ActionRefused, ActionResult, Tier
 from backends.model import State
 from backends.text import one_line, visible
 from widgets.action_panel import ActionPanel
-from widgets.choice_modal import ChoiceModal
-from widgets.confirm import ConfirmModal
 from widgets.status_table import StatusTable
 
 from .modals import TextModal
@@ -52,6 +50,7 @@ class ActionFlow:
         choices = [(a.id, f"{a.title:<16} {a.tier.label:<12} {one_line(self.engine.audit.redact(a.describe()), 70)}")
                    for a in actions.values()]
         title = f"Actions · {target}" + (" · READ-ONLY: read actions only" if self.engine.is_read_only(target) else "")
+        from widgets.choice_modal import ChoiceModal  # modals load on first use, not at start-up
 
         def chosen(action_id: str | None) -> None:
             if action_id is not None:
@@ -103,6 +102,8 @@ class ActionFlow:
                 await self.engine.record("cancelled", action, reason=one_line(f"dry run failed: {exc}"))
                 return
         title = f"{action.title} {action.target}? ({action.tier.label})"
+        from widgets.confirm import ConfirmModal  # modals load on first use, not at start-up
+
         modal = ConfirmModal(title, command, preview=preview,
                              type_to_confirm=action.target if action.tier is Tier.DESTRUCTIVE else "")
         confirmed = await self.app.push_screen_wait(modal)

@@ -12,7 +12,7 @@ from typing import Callable
 
 from textual.app import App
 from textual.binding import Binding
-from textual.widgets import Input
+from textual.widget import Widget
 
 from backends.config import Config
 from backends.durations import format_age
@@ -279,17 +279,17 @@ class LakedeckApp(App[int]):
 
     def _filter_pane_of(self, widget: object) -> str | None:
         """The pane whose filter input ``widget`` is, if it is one."""
-        if isinstance(widget, Input) and widget.has_class("pane--filter"):
+        if isinstance(widget, Widget) and widget.has_class("pane--filter"):
             return self.dashboard.pane_of(widget)
         return None
 
-    def on_input_changed(self, event: Input.Changed) -> None:
+    def on_input_changed(self, event) -> None:
         name = self._filter_pane_of(event.input)
         if name:
             self.dashboard.set_filter(name, event.value)
             self.refresh_view()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    def on_input_submitted(self, event) -> None:
         name = self._filter_pane_of(event.input)
         if name:
             self._close_filter(name, clear=False)

@@ -3,9 +3,14 @@ explains itself when empty."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.containers import Vertical
 from textual.content import Content
-from textual.widgets import Input, Static
+from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from textual.widgets import Input
 
 
 class Pane(Vertical):
@@ -40,6 +45,8 @@ class Pane(Vertical):
     async def open_filter(self, text: str) -> None:
         """Awaited, so that keys typed right after ``/`` wait for the input and land in it."""
         if self.filter_input is None:
+            from textual.widgets import Input  # loaded on first use: start-up is measured
+
             self.filter_input = Input(placeholder="filter: type to hide what does not match · enter keep · esc clear",
                                       classes="pane--filter")
             self.filter_input.cursor_blink = False  # a blinking cursor costs CPU and bytes in a live view
