@@ -232,3 +232,14 @@ async def test_log_view_hidden_while_lines_arrive_still_follows():
         await pilot.press("4")
         await pilot.pause()
         assert "late line 199" in screen_text(app)
+
+
+def test_process_rows_are_top_cpu_then_as_many_more_by_memory():
+    from backends.model import ProcessRow, ProcessTableReading, State
+    from tui.dashboard import top_processes
+
+    rows = [ProcessRow(pid, f"p{pid}", "u", cpu, rss, 0.0) for pid, cpu, rss in
+            [(1, 50.0, 10), (2, 20.0, 900), (3, 0.0, 800), (4, 0.0, 700), (5, 0.0, 600)]]
+    table = ProcessTableReading(key="h:processes", source="h", state=State.OK, reason="", ts=0.0,
+                                by_cpu=(rows[0], rows[1]), by_memory=(rows[1], rows[2], rows[3], rows[4]))
+    assert [p.pid for p in top_processes([table])] == [1, 2, 3, 4]

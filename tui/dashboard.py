@@ -41,6 +41,18 @@ EMPTY = {
 }
 
 
+def top_processes(tables: Sequence[ProcessTableReading]) -> list[ProcessRow]:
+    """The top by CPU, then as many more by memory: a steady number of rows, so the table never re-lays out."""
+    chosen: dict[int, ProcessRow] = {}
+    for table in tables:
+        for proc in table.by_cpu:
+            chosen.setdefault(proc.pid, proc)
+        extra = [p for p in table.by_memory if p.pid not in chosen][: len(table.by_cpu)]
+        for proc in extra:
+            chosen[proc.pid] = proc
+    return list(chosen.values())
+
+
 class Dashboard(Screen):
     BINDINGS = bindings(screen=True)
     processes: list[ProcessRow] = []  # as the processes table shows them, by rank
@@ -126,8 +138,7 @@ class Dashboard(Screen):
             row(g, stale(g), build=lambda g=g: rows.gauge_row(g, (v for _, v in history.get(g.key, ())), stale(g)))
             for g in gauges])
         tables = [r for r in by_pane.get(PaneKind.PROCESSES, []) if isinstance(r, ProcessTableReading)]
-        processes = {p.pid: p for t in tables for p in (*t.by_cpu, *t.by_memory)}
-        self.processes = sorted(processes.values(), key=lambda p: (-p.cpu_percent, -p.rss_bytes))
+        self.processes = sorted(top_processes(tables), key=lambda p: (-p.cpu_percent, -p.rss_bytes))
         self.query_one("#processes-table", StatusTable).set_rows(
             [rows.process_row(p, rank, now) for rank, p in enumerate(self.processes)])
         self.show_status(readings, intervals, now, by_pane)

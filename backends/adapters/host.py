@@ -211,7 +211,8 @@ class LocalHost(Source):
             known[pid] = proc
         self._procs = known
         by_cpu = sorted(sampled, key=lambda s: (-s[1], -s[2]))[: self.top]
-        by_memory = sorted(sampled, key=lambda s: -s[2])[: self.top]
+        # twice as many by memory, so that a view can always fill `top` rows that are not already by-CPU rows
+        by_memory = sorted(sampled, key=lambda s: -s[2])[: 2 * self.top]
         rows: dict[int, ProcessRow] = {}
         for proc, cpu, rss, started in by_cpu + by_memory:  # names and users only for the rows shown: cheaper
             if proc.pid not in rows:
