@@ -79,7 +79,7 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
 
 async def run_request(action: Action, emit: Emit) -> ActionResult:
     """Send ``action.request`` on a fresh connection (never retried: a POST must not run twice)."""
-    from .adapters.http_check import _tls
+    from .adapters.http_check import shared_tls_context
     from .adapters.http_wire import Pool, ProtocolError, parse_url
     from .adapters.text import connect_error_reason
 
@@ -93,7 +93,7 @@ async def run_request(action: Action, emit: Emit) -> ActionResult:
     except ValueError as exc:
         return ActionResult(action, False, None, output, 0.0, f"bad URL {request.url}: {exc}")
     try:
-        tls = await _tls(True, None) if target.scheme == "https" else None
+        tls = await shared_tls_context(True, None) if target.scheme == "https" else None
         response = await asyncio.wait_for(
             pool.fetch(request.method, target, dict(request.headers), tls, 1024 * 1024, request.body.encode()),
             action.timeout)

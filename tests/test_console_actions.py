@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 from pathlib import Path
@@ -12,7 +11,7 @@ import yaml
 
 from backends import config as cfg
 from tui.app import LakedeckApp
-from ui_support import screen_text
+from ui_support import screen_text, until
 from widgets.action_panel import ActionPanel
 from widgets.choice_modal import ChoiceModal
 from widgets import confirm
@@ -47,14 +46,6 @@ def events(tmp_path: Path) -> list[tuple[str, str]]:
     if not path.exists():
         return []
     return [(e["event"], e["action"]) for e in map(json.loads, path.read_text().splitlines())]
-
-
-async def until(pilot, condition, seconds: float = 5.0) -> None:
-    """Wait for what a key set off (an audit write in a thread, then a modal) on a machine of any speed."""
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
 
 
 async def ready(app, pilot) -> None:

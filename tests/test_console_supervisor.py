@@ -9,7 +9,7 @@ import yaml
 
 from backends import config as cfg
 from tui.app import LakedeckApp
-from ui_support import screen_text
+from ui_support import screen_text, until
 from widgets.confirm import ARM_DELAY, ConfirmModal
 
 
@@ -20,11 +20,7 @@ def make_app(tmp_path, supervisord) -> LakedeckApp:
 
 
 async def wait_for(pilot, condition, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.1)):
-        if condition():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError("condition never became true")
+    assert await until(pilot, condition, seconds), "condition never became true"
 
 
 async def confirm(pilot, app, key: str) -> None:

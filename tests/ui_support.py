@@ -99,3 +99,12 @@ def screen_text(app: LakedeckApp) -> str:
                       record=True, legacy_windows=False, safe_box=False)
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
     return console.export_text()
+
+
+async def until(pilot, condition, seconds: float = 5.0) -> bool:
+    """Wait for what a key set off (an audit write in a thread, a modal, a poll) on a machine of any speed."""
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return True
+        await pilot.pause(0.05)
+    return condition()

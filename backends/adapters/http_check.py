@@ -42,7 +42,8 @@ def _release_pool() -> None:
         pool.close()
 
 
-async def _tls(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+async def shared_tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    """The process's TLS context for this setting, built once in a thread (checks and actions share it)."""
     key = (verify, ca_file)
     building = _TLS.get(key)
     if building is None or building.get_loop().is_closed():
@@ -127,7 +128,7 @@ class HttpCheck(Source):
         tls = None
         if self.target.scheme == "https":
             try:
-                tls = await _tls(self.verify_tls, self.ca_file)
+                tls = await shared_tls_context(self.verify_tls, self.ca_file)
             except (OSError, ssl.SSLError) as exc:
                 return [self._reading(State.UNKNOWN, f"cannot load CA file {self.ca_file}: {os_error_text(exc)}")]
         left = max(0.01, limit - (time.perf_counter() - started))
