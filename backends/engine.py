@@ -24,6 +24,9 @@ BACKOFF_CAP = 60.0
 # Adapters give up at 90% of their timeout and say why; the engine's own deadline is a backstop for a
 # bug or a hang, late enough that a loaded machine does not beat the adapter's clearer reason.
 BACKSTOP_GRACE = 0.25
+# A source with more waiting (a busy log) is polled again this soon, and a source that wakes its loop
+# (a streaming log) is not polled more often than this: busy sources cost per screen update, not per line.
+FOLLOW_INTERVAL = 0.1
 Subscriber = Callable[[Update], None]
 SourceFactory = Callable[[SourceSpec, Config], Source]
 
@@ -87,6 +90,7 @@ class Engine:
             await asyncio.to_thread(lambda: [self._build_one(spec) for spec in specs])
             for spec in specs:
                 self._wake[spec.name] = asyncio.Event()
+                self.sources[spec.name].wake = self._waker(self._wake[spec.name])
                 self._tasks.append(asyncio.create_task(self._loop(spec.name), name=f"poll:{spec.name}"))
 
         await asyncio.gather(*(start_kind(specs) for specs in by_kind.values()))
@@ -114,6 +118,34 @@ class Engine:
         return list(await asyncio.gather(*(self.poll_once(name) for name in self.sources)))
 
     # -- polling -----------------------------------------------------------------------------------
+
+    def _waker(self, event: asyncio.Event) -> Callable[[], None]:
+        """A call any thread may make to have a source polled soon, but not sooner than FOLLOW_INTERVAL
+        after its previous wake: a stream with new lines costs per screen update, not per line."""
+        loop = asyncio.get_running_loop()
+        last = [float("-inf")]
+        pending: list[asyncio.TimerHandle] = []
+
+        def fire() -> None:
+            pending.clear()
+            last[0] = loop.time()
+            event.set()
+
+        def set_soon() -> None:
+            if pending:
+                return
+            gap = last[0] + FOLLOW_INTERVAL - loop.time()
+            if gap > 0:
+                pending.append(loop.call_later(gap, fire))
+            else:
+                fire()
+
+        def wake() -> None:
+            try:
+                loop.call_soon_threadsafe(set_soon)
+            except RuntimeError:  # the loop has closed: nothing left to wake
+                pass
+        return wake
 
     async def _loop(self, name: str) -> None:
         wake = self._wake[name]
@@ -153,6 +185,8 @@ class Engine:
                 health.last_ok = started
                 health.last_error = ""
             health.next_delay = backoff_delay(source.interval, health.failures)
+            if not failure and source.hurry():
+                health.next_delay = min(health.next_delay, FOLLOW_INTERVAL)
             update = Update(name, tuple(readings), health)
             self._record(name, readings, replace=not failure)
             if name in self._settling:  # the first poll after an action shows its real outcome

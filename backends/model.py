@@ -104,9 +104,16 @@ class ProcessTableReading(Reading):
 
 @dataclass(frozen=True)
 class LogLine:
+    """One log line. ``text`` is as decoded (it may hold control characters: the view makes them visible);
+    ``ts`` is when it was written if the line or its source says so, else when it was read."""
+
     source: str
     text: str
     ts: float
+    level: str = ""  # "critical", "error", "warn", "info", "debug" or "" (see backends.logtext)
+    path: str = ""  # the file it came from, when it came from a file
+    offset: int = -1  # where the line starts in ``path``, so that a cut line can be read whole
+    cut: int = 0  # bytes left off the end of ``text`` (a very long line)
 
 
 @dataclass(frozen=True)

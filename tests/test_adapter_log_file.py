@@ -154,9 +154,10 @@ async def test_a_huge_line_is_cut_for_the_screen(tmp_path):
     check = follower(path)
     await texts(check)
     append(path, b"x" * 1_000_000 + b"\nnext\n")
-    lines = await texts(check)
-    assert lines[0] == "x" * 8192 + f" …[cut {1_000_000 - 8192} bytes]"
-    assert lines[1:] == ["next"]
+    [reading] = await poll(check)
+    first, second = reading.lines
+    assert first.text == "x" * 8192 and first.cut == 1_000_000 - 8192 and first.offset == 0
+    assert second.text == "next" and second.cut == 0 and second.offset == 1_000_001
 
 
 async def test_a_huge_line_arriving_in_pieces_is_cut_once(tmp_path):
@@ -167,8 +168,24 @@ async def test_a_huge_line_arriving_in_pieces_is_cut_once(tmp_path):
     append(path, "é" * 6000)  # 12,000 bytes, no newline yet
     assert await texts(check) == []
     append(path, "y" * 5000 + "\n")
-    [line] = await texts(check)
-    assert line.startswith("é" * 4096) and line.endswith(f" …[cut {12000 + 5000 - 8192} bytes]")
+    [reading] = await poll(check)
+    [line] = reading.lines
+    assert line.text == "é" * 4096 and line.cut == 12000 + 5000 - 8192 and line.offset == 0
+
+
+async def test_every_line_knows_where_it_starts_in_the_file(tmp_path):
+    """Offsets let the console read a cut line whole from disk, across backlog, partial lines and follow."""
+    path = tmp_path / "app.log"
+    path.write_bytes(b"one\ntwo\nthr")
+    check = follower(path)
+    seen = list((await poll(check))[0].lines)
+    append(path, "ee\nfour\nfive\n")
+    seen += (await poll(check))[0].lines
+    data = path.read_bytes()
+    assert [line.text for line in seen] == ["one", "two", "three", "four", "five"]
+    for line in seen:
+        assert line.path == str(path)
+        assert data[line.offset:].split(b"\n")[0].decode() == line.text
 
 
 async def test_at_most_one_mebibyte_per_poll(tmp_path):
@@ -228,8 +245,8 @@ def test_tail_lines_handles_short_and_partial_files(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"a\nb\nc")
     with open(path, "rb") as handle:
-        assert log_file.tail_lines(handle, 5, 10) == ([b"a", b"b"], b"c")
-        assert log_file.tail_lines(handle, 5, 1) == ([b"b"], b"c")
+        assert log_file.tail_lines(handle, 5, 10) == ([log_file.Piece(b"a", 0), log_file.Piece(b"b", 2)], b"c")
+        assert log_file.tail_lines(handle, 5, 1) == ([log_file.Piece(b"b", 2)], b"c")
         assert log_file.tail_lines(handle, 0, 10) == ([], b"")
 
 

@@ -42,9 +42,15 @@ class Source:
         self.thresholds = thresholds
         self.clock = clock
         self._blocking: concurrent.futures.Future[Any] | None = None
+        # Set by the engine: any thread may call it to have this source polled soon (a stream with new lines).
+        self.wake: Callable[[], None] = lambda: None
 
     async def poll(self) -> list[Reading]:
         raise NotImplementedError
+
+    def hurry(self) -> bool:
+        """True when more is probably waiting (a log that was busy at the last poll): poll again soon."""
+        return False
 
     def failed(self, reason: str, state: State = State.UNKNOWN) -> list[Reading]:
         """What to show when a poll itself failed (timed out, or a bug raised)."""

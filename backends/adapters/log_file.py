@@ -9,7 +9,8 @@ import stat
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
-from ..model import LogLine, LogReading, Reading, State
+from ..logtext import Stamper
+from ..model import LogReading, Reading, State
 from .base import Source
 from .text import human_bytes, one_line, os_error_text
 
@@ -26,32 +27,49 @@ class Followed:
     partial: bytes = b""  # the start of a line whose newline has not arrived, at most MAX_LINE bytes
     partial_cut: int = 0  # bytes of that line dropped beyond MAX_LINE
     partial_polls: int = 0
+    line_start: int = 0  # where that unfinished line starts in the file
 
 
-def line_text(head: bytes, cut: int = 0) -> str:
-    """One line for the screen: at most MAX_LINE bytes of UTF-8 (bad bytes replaced), saying how much was cut."""
-    head = head[:-1] if head.endswith(b"\r") else head
-    if len(head) > MAX_LINE:
-        cut += len(head) - MAX_LINE
-        head = head[:MAX_LINE]
-    if not cut:
-        return head.decode("utf-8", errors="replace")
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    text = decoder.decode(head)  # holds back a character split by the cut instead of showing garbage
-    return text + f" …[cut {cut + len(decoder.getstate()[0])} bytes]"
+@dataclass(frozen=True)
+class Piece:
+    """One line as read: at most MAX_LINE bytes, where it starts in the file and how many bytes were left off."""
+
+    data: bytes
+    offset: int
+    cut: int = 0
+
+    def text(self) -> str:
+        """UTF-8 with bad bytes replaced; a character split by the cut is held back rather than garbled."""
+        data = self.data[:-1] if self.data.endswith(b"\r") else self.data
+        if not self.cut:
+            return data.decode("utf-8", errors="replace")
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return decoder.decode(data)
 
 
-def split_lines(state: Followed, data: bytes) -> tuple[list[str], Followed]:
-    """The complete lines in ``data`` (the first one continuing ``state.partial``), and the new partial."""
+def piece(data: bytes, offset: int, cut: int = 0) -> Piece:
+    if len(data) > MAX_LINE:
+        cut += len(data) - MAX_LINE
+        data = data[:MAX_LINE]
+    return Piece(data, offset, cut)
+
+
+def split_lines(state: Followed, data: bytes) -> tuple[list[Piece], Followed]:
+    """The complete lines in ``data`` (the first one continuing ``state.partial``), and the new partial.
+    ``state.offset`` is where ``data`` ends in the file."""
     pieces = data.split(b"\n")
     tail = pieces.pop()
     lines = []
-    for index, piece in enumerate(pieces):
+    start = state.line_start
+    for index, chunk in enumerate(pieces):
+        length = len(chunk) + 1
         if index == 0 and (state.partial or state.partial_cut):
-            joined = state.partial + piece[: MAX_LINE + 1]
-            lines.append(line_text(joined, state.partial_cut + max(0, len(piece) - MAX_LINE - 1)))
+            lines.append(piece(state.partial + chunk[: MAX_LINE + 1],
+                               start, state.partial_cut + max(0, len(chunk) - MAX_LINE - 1)))
+            length += len(state.partial) + state.partial_cut
         else:
-            lines.append(line_text(piece))
+            lines.append(piece(chunk, start))
+        start += length
     if not pieces:  # no newline: the unfinished line grew (or nothing arrived)
         tail = state.partial + tail
         cut = state.partial_cut
@@ -59,14 +77,14 @@ def split_lines(state: Followed, data: bytes) -> tuple[list[str], Followed]:
     else:
         cut, polls = 0, 0
     cut += max(0, len(tail) - MAX_LINE)
-    state = replace(state, partial=tail[:MAX_LINE], partial_cut=cut, partial_polls=polls)
+    state = replace(state, partial=tail[:MAX_LINE], partial_cut=cut, partial_polls=polls, line_start=start)
     if state.partial and state.partial_polls >= PARTIAL_POLLS:
-        lines.append(line_text(state.partial, state.partial_cut))
-        state = replace(state, partial=b"", partial_cut=0, partial_polls=0)
+        lines.append(Piece(state.partial, start, state.partial_cut))
+        state = replace(state, partial=b"", partial_cut=0, partial_polls=0, line_start=state.offset)
     return lines, state
 
 
-def tail_lines(handle: BinaryIO, size: int, count: int) -> tuple[list[bytes], bytes]:
+def tail_lines(handle: BinaryIO, size: int, count: int) -> tuple[list[Piece], bytes]:
     """The last ``count`` complete lines before ``size`` and the unfinished line after them,
     reading backwards in blocks and never more than MAX_READ bytes."""
     position = size
@@ -81,11 +99,18 @@ def tail_lines(handle: BinaryIO, size: int, count: int) -> tuple[list[bytes], by
         newlines += block.count(b"\n")
     pieces = b"".join(blocks).split(b"\n")
     tail = pieces.pop()
+    starts = []
+    offset = position
+    for chunk in pieces:
+        starts.append(offset)
+        offset += len(chunk) + 1
     if position > 0:
         if not pieces:
             return [], b""  # one giant unfinished line: show it from where we join it
-        pieces = pieces[1:]  # the first piece started before what we read
-    return (pieces[-count:] if count else []), tail
+        pieces, starts = pieces[1:], starts[1:]  # the first piece started before what we read
+    if count:
+        return [piece(chunk, start) for chunk, start in zip(pieces[-count:], starts[-count:])], tail
+    return [], tail
 
 
 class LogFile(Source):
@@ -95,6 +120,8 @@ class LogFile(Source):
         self.backlog: int = self.spec.options["lines"]
         self._files: dict[str, Followed] = {}
         self._started = False
+        self._stampers: dict[str, Stamper] = {}
+        self._busy = False
 
     def describe(self) -> str:
         return self.path
@@ -127,6 +154,9 @@ class LogFile(Source):
             readings.append(reading)
             if state is not None:
                 self._files[path] = state
+        self._busy = not initial and any(r.lines for r in readings)
+        for gone in self._stampers.keys() - self._files.keys():
+            del self._stampers[gone]
         return readings
 
     def _follow(self, path: str, previous: dict[str, Followed], identities: dict[tuple[int, int], str],
@@ -149,14 +179,14 @@ class LogFile(Source):
         return self._reading(path, State.OK, f"following, {len(lines)} new {noun}{note}", lines, now), state
 
     def _read_new(self, handle: BinaryIO, info: os.stat_result, state: Followed | None, previous: dict[str, Followed],
-                  identities: dict[tuple[int, int], str], initial: bool) -> tuple[list[str], Followed, str]:
+                  identities: dict[tuple[int, int], str], initial: bool) -> tuple[list[Piece], Followed, str]:
         identity = (info.st_dev, info.st_ino)
-        lines: list[str] = []
+        lines: list[Piece] = []
         note = ""
         rotated = state is not None and state.identity != identity
         if rotated:
             if state.partial and state.identity not in identities:
-                lines.append(line_text(state.partial, state.partial_cut))  # the old file is finished
+                lines.append(Piece(state.partial, -1, state.partial_cut))  # the old file is finished
             note, state = "; reopened after rotation", None
         if state is None:
             # the same file under another name (rotated into the glob): carry on where it was, no repeats
@@ -165,20 +195,28 @@ class LogFile(Source):
                 state = carried
             elif initial or (info.st_size > MAX_READ and not rotated):
                 complete, tail = tail_lines(handle, info.st_size, self.backlog if initial else 0)
-                lines += [line_text(line) for line in complete]
-                state = Followed(identity, info.st_size, tail[:MAX_LINE], max(0, len(tail) - MAX_LINE))
+                lines += complete
+                state = Followed(identity, info.st_size, tail[:MAX_LINE], max(0, len(tail) - MAX_LINE),
+                                 line_start=info.st_size - len(tail))
                 return lines, state, note
             else:
                 state = Followed(identity)
         elif info.st_size < state.offset:
             if state.partial:
-                lines.append(line_text(state.partial, state.partial_cut))
+                lines.append(Piece(state.partial, -1, state.partial_cut))
             state, note = Followed(identity), "; truncated, reading from the start"
         handle.seek(state.offset)
         data = handle.read(min(MAX_READ, info.st_size - state.offset))
         more, state = split_lines(replace(state, offset=state.offset + len(data)), data)
         return lines + more, state, note
 
-    def _reading(self, path: str, state: State, reason: str, lines: list[str], now: float) -> LogReading:
+    def hurry(self) -> bool:
+        return self._busy
+
+    def _reading(self, path: str, state: State, reason: str, pieces: list[Piece], now: float) -> LogReading:
+        stamper = self._stampers.get(path)
+        if stamper is None:
+            stamper = self._stampers[path] = Stamper(self.name, self.clock)
+        lines = tuple(stamper.line(p.text(), now, path=path, offset=p.offset, cut=p.cut) for p in pieces)
         return LogReading(key=f"{self.name}:{path}", source=self.name, state=state, reason=one_line(reason), ts=now,
-                          path=path, lines=tuple(LogLine(self.name, text, now) for text in lines))
+                          path=path, lines=lines)
