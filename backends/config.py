@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -140,6 +140,7 @@ def _service(**fields: Field) -> dict[str, Field]:
         **fields,
         actions=Field(ListOf(ACTION), default=list, help="more actions, or tier overrides of the adapter's"),
         read_only=Field(Bool(), default=False, help="refuse every action above read on this service"),
+        logs=Field(Str(), help="the name of a source in logs: that holds this service's logs (shown by l)"),
     )
 
 
@@ -215,10 +216,40 @@ HOST_KINDS = {
     )),
 }
 
+def _backlog() -> Field:
+    return Field(Int(0, 100_000), default=200, help="lines of history to show at start")
+
+
 LOG_KINDS = {
     "file": Obj(_common(
         path=Field(Str(), required=True, help="a file, or a glob of files"),
-        lines=Field(Int(0, 100_000), default=200, help="lines of history to show at start"),
+        lines=_backlog(),
+    )),
+    "command": Obj(_common(
+        command=Field(ListOf(Str(), min_items=1), required=True,
+                      help="argument list of a command that streams lines, e.g. [kubectl, logs, -f, deploy/api]"),
+        cwd=Field(Str(), help="working directory of the command"),
+        env=Field(MapOf(Str(non_empty=False)), default=dict, help="extra environment variables"),
+    )),
+    "journald": Obj(_common(
+        unit=Field(Str(), required=True, help="the systemd unit, e.g. trino.service"),
+        user=Field(Bool(), default=False, help="a --user unit"),
+        lines=_backlog(),
+        journalctl=Field(Str(), default="journalctl", help="the journalctl binary"),
+    )),
+    "compose": Obj(_common(
+        file=Field(Str(), required=True, help="the compose file"),
+        service=Field(Str(), required=True, help="the service in it"),
+        project=Field(Str(), help="the project name (-p)"),
+        lines=_backlog(),
+    )),
+    "supervisor": Obj(_common(
+        url=Field(Str(), required=True, help="http://127.0.0.1:9001/RPC2 or unix:///run/supervisor.sock"),
+        program=Field(Str(), required=True, help="the program name in supervisord"),
+        username=Field(Str()),
+        password=Field(Str(), help="use ${VAR}; it is redacted from the audit log"),
+        stream=Field(Str(("stdout", "stderr")), default="stdout", help="which of the program's logs"),
+        lines=_backlog(),
     )),
 }
 
@@ -240,6 +271,18 @@ ROOT = Obj({
     "audit_log": Field(Str(), help="where actions are recorded (default: $XDG_STATE_HOME/lakedeck/audit.jsonl)"),
     **{name: Field(ListOf(Tagged(kinds, SECTION_DEFAULT_KIND[name])), default=list) for name, kinds in SECTIONS.items()},
 })
+
+
+def log_source_spec(kind: str, name: str, interval: float, timeout: float, **options: Any) -> SourceSpec:
+    """A ``logs`` SourceSpec made in code (a service's own logs), with the defaults the file would get."""
+    fields = LOG_KINDS[kind].fields
+    unknown = options.keys() - fields.keys()
+    missing = [k for k, f in fields.items() if f.required and k not in options and k != "name"]
+    if unknown or missing:
+        raise ValueError(f"{kind} log options: unknown {sorted(unknown)}, missing {missing}")
+    filled = {k: f.default() if callable(f.default) else f.default
+              for k, f in fields.items() if k not in ("name", "kind", "refresh", "timeout")}
+    return SourceSpec("logs", name, kind, interval, timeout, {**filled, **options})
 
 
 def json_schema() -> dict[str, Any]:
@@ -317,6 +360,7 @@ def build(raw: dict[str, Any], origin: str, node: yaml.Node | None = None, ctx: 
                 _fail(ctx, item_node, f"{where}: the name {name!r} is used twice (expected unique names)")
             names.add(name)
             sources.append(SourceSpec(section, name, kind, interval, timeout, item))
+    _check_log_references(sources, node, ctx)
     return Config(
         origin=origin,
         refresh=refresh,
@@ -328,6 +372,28 @@ def build(raw: dict[str, Any], origin: str, node: yaml.Node | None = None, ctx: 
         read_only=raw["read_only"],
         audit_log=raw["audit_log"],
     )
+
+
+def _check_log_references(sources: list[SourceSpec], root: yaml.Node | None, ctx: Context | None) -> None:
+    """A service's ``logs:`` must name a source in the logs section."""
+    logs = [s.name for s in sources if s.section == "logs"]
+    for index, spec in enumerate(s for s in sources if s.section == "services"):
+        wanted = spec.options.get("logs")
+        if wanted is None or wanted in logs:
+            continue
+        item_node = _item_node(root, "services", index)
+        value_node = _value_node(item_node, "logs") or item_node
+        expected = f"one of: {', '.join(logs)}" if logs else "a source defined under logs:, and there is none"
+        _fail(ctx, value_node, f"services[{index}].logs is {wanted!r}, which is not the name of a log source "
+                               f"(expected {expected})")
+
+
+def _value_node(item: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(item, yaml.MappingNode):
+        for key_node, value_node in item.value:
+            if key_node.value == key:
+                return value_node
+    return None
 
 
 def _item_node(root: yaml.Node | None, section: str, index: int) -> yaml.Node | None:
@@ -343,6 +409,26 @@ def _fail(ctx: Context | None, node: yaml.Node | None, message: str) -> None:
     if ctx is not None and node is not None:
         raise ctx.error(node, message)
     raise ConfigError(ctx.file if ctx else "<config>", 1, 1, message)
+
+
+TAIL_REFRESH = 1.0  # how often `lakedeck tail` looks at a quiet file (a busy one every FOLLOW_INTERVAL)
+
+
+def tail_config(paths: Sequence[str], lines: int) -> Config:
+    """`lakedeck tail FILE...`: one log source per file and nothing else. One file is read from its end by
+    the console itself (so that it can page back), so its source starts at the end."""
+    sources, names = [], set()
+    for path in paths:
+        name = base = os.path.basename(path) or path
+        number = 2
+        while name in names:
+            name, number = f"{base}#{number}", number + 1
+        names.add(name)
+        backlog = 0 if len(paths) == 1 else lines
+        sources.append(SourceSpec("logs", name, "file", TAIL_REFRESH, TAIL_REFRESH * 0.75,
+                                  {"path": os.path.abspath(path), "lines": backlog}))
+    return Config(origin="lakedeck tail", refresh=TAIL_REFRESH, theme="dark", keys={}, thresholds=Thresholds(),
+                  history=10, sources=tuple(sources))
 
 
 def with_refresh(config: Config, seconds: float) -> Config:

@@ -55,3 +55,28 @@ def format_uptime(seconds: float) -> str:
     if seconds < 3600:
         return f"{int(seconds // 60)}m"
     return format_duration(seconds)
+
+
+_CLOCK = re.compile(r"^(?:(\d{4})-(\d\d)-(\d\d)[T ])?(\d{1,2}):(\d\d)(?::(\d\d))?$")
+WHEN_FORMS = "expected a time such as 14:05, 14:05:30, 2026-11-22 14:05, or how long ago such as 10m"
+
+
+def parse_when(text: str, now: float) -> float:
+    """A moment typed by an operator, as epoch seconds: a local clock time today (yesterday when that is
+    still to come), a date and time, or a duration ago (``10m``, ``-10m``, ``2h ago``)."""
+    import time
+
+    cleaned = text.strip().removesuffix("ago").strip().removeprefix("-").strip()
+    match = _CLOCK.match(cleaned)
+    if match:
+        year, month, day, hour, minute, second = match.groups()
+        local = time.localtime(now)
+        fields = (int(year), int(month), int(day)) if year else (local.tm_year, local.tm_mon, local.tm_mday)
+        if int(hour) > 23 or int(minute) > 59 or int(second or 0) > 59:
+            raise ValueError(f"{text.strip()!r} is not a time of day ({WHEN_FORMS})")
+        when = time.mktime((*fields, int(hour), int(minute), int(second or 0), 0, 0, -1))
+        return when - 86400 if not year and when > now else when
+    try:
+        return now - parse_duration(cleaned)
+    except ValueError:
+        raise ValueError(f"{text.strip()!r}: {WHEN_FORMS}") from None

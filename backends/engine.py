@@ -53,6 +53,7 @@ class Engine:
         self._keys_by_source: dict[str, set[str]] = {spec.name: set() for spec in config.sources}
         self._subscribers: list[Subscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._attached: dict[str, tuple[SourceSpec, asyncio.Task[None]]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.read_only = config.read_only
@@ -95,7 +96,37 @@ class Engine:
 
         await asyncio.gather(*(start_kind(specs) for specs in by_kind.values()))
 
+    async def attach(self, spec: SourceSpec) -> None:
+        """Watch a source the config does not name (a service's logs, opened with `l`) until ``detach``."""
+        if spec.name in self.sources:
+            return
+        self.health[spec.name] = SourceHealth(spec.name, spec.kind, spec.interval)
+        self._keys_by_source[spec.name] = set()
+        source = await asyncio.to_thread(self._build_one, spec)
+        self._wake[spec.name] = asyncio.Event()
+        source.wake = self._waker(self._wake[spec.name])
+        task = asyncio.create_task(self._loop(spec.name), name=f"poll:{spec.name}")
+        self._attached[spec.name] = (spec, task)
+
+    async def detach(self, name: str) -> None:
+        """Stop watching an attached source and forget what it reported."""
+        spec_task = self._attached.pop(name, None)
+        if spec_task is None:
+            return
+        spec_task[1].cancel()
+        await asyncio.gather(spec_task[1], return_exceptions=True)
+        source = self.sources.pop(name)
+        await source.close()
+        for key in self._keys_by_source.pop(name, set()):
+            self.readings.pop(key, None)
+            self.history.pop(key, None)
+        self.health.pop(name, None)
+        self._wake.pop(name, None)
+        self._locks.pop(name, None)
+
     async def stop(self) -> None:
+        for name in list(self._attached):
+            await self.detach(name)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -226,6 +257,8 @@ class Engine:
     # -- actions ---------------------------------------------------------------------------------
 
     def spec(self, target: str) -> SourceSpec | None:
+        if target in self._attached:
+            return self._attached[target][0]
         return next((s for s in self.config.sources if s.name == target), None)
 
     def is_read_only(self, target: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from backends.adapters.base import Source
 from backends.config import Config, SourceSpec, Thresholds
 from backends.engine import Engine
+from backends.logtext import parse_level
 from backends.model import CheckReading, GaugeReading, LogLine, LogReading, ProcessRow, ProcessTableReading, State
 from tui.app import LakedeckApp
 
@@ -47,7 +48,7 @@ def sample_readings(name: str, now: float) -> list:
                                 by_memory=()),
         ]
     if name == "app-log":
-        lines = tuple(LogLine("app-log", text, now) for text in (
+        lines = tuple(LogLine("app-log", text, now, level=parse_level(text)) for text in (
             "2026-11-21 10:00:00 INFO pipeline ingest started",
             "2026-11-21 10:00:01 WARN lag 1200 records",
             "2026-11-21 10:00:02 ERROR batch 17 failed: [/usr/lib/x] near [/",

@@ -18,11 +18,11 @@ from backends.config import Config
 from backends.durations import format_age
 from backends.engine import Engine
 from backends.keymap import KEYS
-from backends.model import LogReading, State, Update
-from backends.text import visible
+from backends.model import LogLine, LogReading, State, Update
 from themes import STYLESHEET, THEMES
 from widgets.action_panel import ActionPanel
-from widgets.log_view import LogEntry
+from widgets.log_view import LogView
+from widgets.pane import Pane, prompt_purpose
 from widgets.status_bar import StatusBar, StatusSummary
 from widgets.status_table import StatusTable
 
@@ -31,6 +31,9 @@ from .bindings import bindings
 from .commands import LakedeckCommands
 from .dashboard import Dashboard
 from .details import process_lines, reading_lines
+from .log_flow import LogFlow, pane_of
+from .line_modal import LineModal
+from .log_screen import LogScreen
 from .modals import TextModal
 from .rows import is_stale
 
@@ -45,17 +48,21 @@ class LakedeckApp(App[int]):
     CSS_PATH = str(STYLESHEET)
     COMMANDS = {LakedeckCommands}
     COMMAND_PALETTE_BINDING = "ctrl+p"
+    ESCAPE_TO_MINIMIZE = False  # `back` decides: a prompt closes first, then the action panel, then full screen
     BINDINGS = bindings(screen=False)
 
     def __init__(self, config: Config, *, engine: Engine | None = None, clock: Callable[[], float] = time.time,
                  hostname: str | None = None, theme: str | None = None, read_only: bool = False,
-                 start_engine: bool = True) -> None:
+                 start_engine: bool = True, tail: bool = False, tail_lines: int = 1000) -> None:
         super().__init__()
         self.config = config
+        self.tail_mode = tail  # `lakedeck tail FILE...`: only the log screen of those files
+        self.tail_lines = tail_lines
         self.clock = clock
         self.engine = engine or Engine(config, clock=clock)
         self.engine.read_only = self.engine.read_only or read_only
         self.actions = ActionFlow(self)
+        self.logs = LogFlow(self)
         self.hostname = hostname or socket.gethostname()
         self.paused = False
         self._start_engine = start_engine
@@ -63,7 +70,7 @@ class LakedeckApp(App[int]):
         self._flush_pending = False
         self._last_flush = 0.0
         self._stale: frozenset[str] = frozenset()
-        self._logs: collections.deque[LogEntry] = collections.deque(maxlen=LOG_BACKLOG)
+        self._logs: collections.deque[LogLine] = collections.deque(maxlen=LOG_BACKLOG)
         for candidate in THEMES.values():
             self.register_theme(candidate)
         self.theme = theme or config.theme
@@ -90,7 +97,22 @@ class LakedeckApp(App[int]):
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         self.engine.subscribe(self._on_update)
+        if self.tail_mode:
+            self.push_screen(self._tail_screen())
         self.call_after_refresh(self._after_first_paint)
+
+    def _tail_screen(self) -> LogScreen:
+        specs = self.config.section("logs")
+        names = {spec.name for spec in specs}
+        if len(specs) == 1:
+            from backends.log_pager import FilePager
+
+            path = specs[0].options["path"]
+            screen = LogScreen(f"{path}", names, pager=FilePager(path, specs[0].name), path=path, can_go_back=False)
+            screen.tail_lines = self.tail_lines
+            self.call_after_refresh(lambda: self.run_worker(self.logs.reload_end(screen), group="page"))
+            return screen
+        return LogScreen("Logs · " + ", ".join(spec.options["path"] for spec in specs), names, can_go_back=False)
 
     def _after_first_paint(self) -> None:
         self._show_summary()
@@ -110,7 +132,7 @@ class LakedeckApp(App[int]):
     def _on_update(self, update: Update) -> None:
         for reading in update.readings:
             if isinstance(reading, LogReading) and reading.lines:
-                self._logs.extend(LogEntry(visible(line.source), visible(line.text)) for line in reading.lines)
+                self._logs.extend(reading.lines)
         self._dirty = True
         if not self._flush_pending and not self.paused:
             # the first update after a quiet spell is drawn at once; a burst is drawn at most 4 times a second
@@ -137,9 +159,20 @@ class LakedeckApp(App[int]):
         with self.batch_update():
             self.dashboard.apply(engine.readings, engine.history, intervals, self.clock(), engine.transitions)
             if self._logs:
-                self.dashboard.write_logs(list(self._logs))
+                self._write_logs(list(self._logs))
                 self._logs.clear()
             self._show_summary()
+
+    def _write_logs(self, lines: list[LogLine]) -> None:
+        """The dashboard's Logs pane gets the configured logs; each log screen the lines it shows."""
+        screens = [screen for screen in self.screen_stack if isinstance(screen, LogScreen)]
+        attached = {name for screen in screens for name in screen.attached}
+        self.dashboard.write_logs([line for line in lines if line.source not in attached] if attached else lines)
+        for screen in screens:
+            kept = screen.accept(lines)
+            if kept:
+                screen.view.write_lines(kept)
+                screen.show_status()
 
     def _tick(self) -> None:
         """Once a second: ages and staleness move even when no data arrives.
@@ -172,7 +205,10 @@ class LakedeckApp(App[int]):
             age_text = f"newest data {format_age(age, fresh_within=1.5 * self.config.refresh)}"
         else:
             stale, age_text = False, "waiting for the first poll"
-        self.dashboard.query_one("#status", StatusBar).show(StatusSummary(
+        bar = next(iter(self.dashboard.query("#status").results(StatusBar)), None)
+        if bar is None:  # the app is closing: its widgets are gone before its timers
+            return
+        bar.show(StatusSummary(
             host=self.hostname, origin=self.config.origin, counts=counts, age=age_text, stale=stale,
             paused=self.paused, read_only=self.engine.read_only))
 
@@ -218,11 +254,15 @@ class LakedeckApp(App[int]):
         self._cycle(-1)
 
     def action_back(self) -> None:
-        filtering = self._filter_pane_of(self.focused)
+        prompt_pane = self._prompt_pane()
+        if prompt_pane is not None:
+            self._close_prompt(prompt_pane, clear=prompt_purpose(self.focused) == "filter")
+            return
+        if isinstance(self.screen, LogScreen):
+            self._leave_log_screen(self.screen)
+            return
         panel = self.dashboard.query_one(ActionPanel)
-        if filtering:
-            self._close_filter(filtering, clear=True)
-        elif panel.has_class("-open"):
+        if panel.has_class("-open"):
             panel.hide()
         elif self.dashboard.maximized is not None:
             self.dashboard.minimize()
@@ -270,36 +310,113 @@ class LakedeckApp(App[int]):
             lines = reading_lines(reading, engine.health.get(reading.source), engine.history.get(key, ()), now)
             self.push_screen(TextModal(f"Details · {key}", lines))
 
-    # -- filter ----------------------------------------------------------------------------------
+    # -- filter and the other prompts ----------------------------------------------------------
 
     async def action_filter(self) -> None:
-        name = self._focused_pane()
-        if self.dashboard.filterable(name):
-            await self.dashboard.pane(name).open_filter(self.dashboard.filter_of(name))
+        pane = pane_of(self.focused)
+        if pane is None and self.screen is self.dashboard:
+            pane = self.dashboard.pane(self._focused_pane())
+        if pane is not None and any(isinstance(w, (StatusTable, LogView)) for w in pane.query(".pane--body")):
+            await pane.open_filter(self._filter_text(pane))
 
-    def _filter_pane_of(self, widget: object) -> str | None:
-        """The pane whose filter input ``widget`` is, if it is one."""
-        if isinstance(widget, Widget) and widget.has_class("pane--filter"):
-            return self.dashboard.pane_of(widget)
-        return None
+    @staticmethod
+    def _filterable(pane: Pane) -> list[StatusTable | LogView]:
+        return [w for w in pane.query(".pane--body") if isinstance(w, (StatusTable, LogView))]
+
+    def _filter_text(self, pane: Pane) -> str:
+        targets = self._filterable(pane)
+        return targets[0].filter_text if targets else ""
+
+    def _prompt_pane(self) -> Pane | None:
+        """The pane whose prompt (filter, find...) has the focus, if one has."""
+        return pane_of(self.focused) if prompt_purpose(self.focused) else None
 
     def on_input_changed(self, event) -> None:
-        name = self._filter_pane_of(event.input)
-        if name:
-            self.dashboard.set_filter(name, event.value)
-            self.refresh_view()
+        if prompt_purpose(event.input) != "filter":
+            return
+        pane = pane_of(event.input)
+        if pane is not None:
+            for target in self._filterable(pane):
+                target.set_filter(event.value)
+            self._after_filter(pane)
 
     def on_input_submitted(self, event) -> None:
-        name = self._filter_pane_of(event.input)
-        if name:
-            self._close_filter(name, clear=False)
+        purpose = prompt_purpose(event.input)
+        pane = pane_of(event.input)
+        if not purpose or pane is None:
+            return
+        if purpose == "filter":
+            screen = pane.screen
+            if isinstance(screen, LogScreen) and screen.pager is not None and event.value:
+                self.logs.start_scan(screen, event.value)
+            self._close_prompt(pane, clear=False)
+        elif self.logs.submitted(pane, purpose, event.value):
+            self._close_prompt(pane, clear=False)
 
-    def _close_filter(self, name: str, clear: bool) -> None:
+    def _close_prompt(self, pane: Pane, clear: bool) -> None:
         if clear:
-            self.dashboard.set_filter(name, "")
-        self.dashboard.pane(name).close_filter()
-        self.dashboard.focus_pane(name)
-        self.refresh_view()
+            for target in self._filterable(pane):
+                target.set_filter("")
+            screen = pane.screen
+            if isinstance(screen, LogScreen) and (self.logs.cancel_scan(screen) or screen.scan_note):
+                screen.scan_note = ""
+                screen.scanning = False
+                self.run_worker(self.logs.reload_end(screen), group="logs", exit_on_error=False)
+        pane.close_filter()
+        body = next((w for w in pane.query(".pane--body") if w.focusable), None)
+        if body is not None:
+            body.focus()
+        self._after_filter(pane)
+
+    def _after_filter(self, pane: Pane) -> None:
+        if isinstance(pane.screen, LogScreen):
+            pane.screen.show_status()
+        else:
+            self.refresh_view()
+
+    # -- logs ------------------------------------------------------------------------------------
+
+    def action_logs(self) -> None:
+        self.run_worker(self.logs.open_for_focus(), group="logs", exit_on_error=False)
+
+    def action_log_view(self, action: str) -> None:
+        """A log view's key from the palette: for the focused log view, else the one on this screen."""
+        view = self.focused if isinstance(self.focused, LogView) else next(iter(self.screen.query(LogView)), None)
+        if view is not None:
+            self.run_worker(self.run_action(action, view), group="logs", exit_on_error=False)
+
+    def _leave_log_screen(self, screen: LogScreen) -> None:
+        if screen.scanning and self.logs.cancel_scan(screen):
+            return  # esc stops a whole-file filter first; the next esc leaves
+        if not screen.can_go_back:
+            return
+        self.run_worker(self.logs.close_screen(screen), group="logs", exit_on_error=False)
+        self.pop_screen()
+
+    def on_log_view_changed(self, event: LogView.Changed) -> None:
+        screen = event.view.screen
+        if isinstance(screen, LogScreen):
+            screen.show_status()
+        elif screen is self.dashboard:
+            self.dashboard.show_status(self.engine.readings, {n: h.interval for n, h in self.engine.health.items()},
+                                       self.clock())
+
+    async def on_log_view_ask(self, event: LogView.Ask) -> None:
+        await self.logs.ask(event.view, event.what)
+
+    def on_log_view_line_chosen(self, event: LogView.LineChosen) -> None:
+        if not isinstance(event.view.screen, LineModal):
+            self.logs.show_line(event.line)
+
+    def on_log_view_need_earlier(self, event: LogView.NeedEarlier) -> None:
+        screen = event.view.screen
+        if isinstance(screen, LogScreen):
+            self.run_worker(self.logs.page_earlier(screen), group="page", exclusive=True, exit_on_error=False)
+
+    def on_log_view_need_latest(self, event: LogView.NeedLatest) -> None:
+        screen = event.view.screen
+        if isinstance(screen, LogScreen):
+            self.run_worker(self.logs.reload_end(screen), group="page", exclusive=True, exit_on_error=False)
 
     def action_actions(self) -> None:
         self.actions.open_menu()
@@ -326,8 +443,9 @@ class LakedeckApp(App[int]):
         self.theme = name
 
 
-def run_console(config: Config, theme: str | None = None, read_only: bool = False) -> int:
-    app = LakedeckApp(config, theme=theme, read_only=read_only)
+def run_console(config: Config, theme: str | None = None, read_only: bool = False, tail: bool = False,
+                tail_lines: int = 1000) -> int:
+    app = LakedeckApp(config, theme=theme, read_only=read_only, tail=tail, tail_lines=tail_lines)
     app.run()
     _exit_promptly()
     return app.return_code or 0

@@ -12,5 +12,5 @@ def bindings(screen: bool) -> list[Binding]:
     return [
         Binding(spec.keys, f"app.{spec.action}" if screen else spec.action, spec.description, show=spec.show,
                 id=spec.id, tooltip=spec.description)
-        for spec in KEYS if spec.screen == screen
+        for spec in KEYS if spec.screen == screen and not spec.log_view
     ]

@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", metavar="DURATION", type=_interval, help="only entries this recent, e.g. 24h")
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.add_argument("-c", "--config", metavar="FILE", dest="verb_config", help="config file")
+    tail = verbs.add_parser("tail", help="follow log files in the console: merged by time, searchable, any size")
+    tail.add_argument("files", metavar="FILE", nargs="+", help="log files (one file can be paged back and filtered whole)")
+    tail.add_argument("-n", "--lines", metavar="N", type=int, default=1000, help="lines to show at start (default: %(default)s)")
     config = verbs.add_parser("config", help="validate a config file or print its JSON Schema")
     config_verbs = config.add_subparsers(dest="config_verb", metavar="ACTION", required=True, parser_class=_Parser)
     validate = config_verbs.add_parser("validate", help="check a config file without starting anything")
@@ -78,6 +81,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.verb == "config":
             return _config_verb(args)
+        if args.verb == "tail":
+            return _tail(args)
         config = _load(args.config or getattr(args, "verb_config", None), args.refresh)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
@@ -98,6 +103,28 @@ def _run(args: argparse.Namespace) -> int:
     from .app import run_console
 
     return run_console(config, theme=args.theme, read_only=args.read_only)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    import os
+
+    from backends.config import tail_config
+
+    for path in args.files:
+        if not os.path.isfile(path):
+            reason = "no such file" if not os.path.exists(path) else "not a regular file"
+            print(f"lakedeck tail: cannot follow {path}: {reason}", file=sys.stderr)
+            return 2
+        if not os.access(path, os.R_OK):
+            print(f"lakedeck tail: cannot read {path}: permission denied (try sudo, or a group that can read it)",
+                  file=sys.stderr)
+            return 2
+    if args.lines < 0:
+        print("lakedeck tail: --lines cannot be negative", file=sys.stderr)
+        return 2
+    from .app import run_console
+
+    return run_console(tail_config(args.files, args.lines), theme=args.theme, tail=True, tail_lines=args.lines)
 
 
 def _load(path: str | None, refresh: float | None):

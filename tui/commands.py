@@ -26,7 +26,8 @@ class LakedeckCommands(Provider):
                 continue
             title = f"Open pane: {spec.description}" if spec.group == "Panes" and spec.id.startswith("pane.") \
                 and spec.id not in ("pane.next", "pane.previous") else spec.description
-            found.append((title, f"{app.key_display(spec.id)} · {spec.id}", spec.action))
+            action = f"log_view('{spec.action}')" if spec.log_view else spec.action
+            found.append((title, f"{app.key_display(spec.id)} · {spec.id}", action))
         for name in THEMES:
             found.append((f"Theme: {name}", "switch the colour theme", f"set_theme('{name}')"))
         return found

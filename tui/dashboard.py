@@ -14,7 +14,8 @@ from backends.model import (CheckReading, GaugeReading, Pane as PaneKind, Proces
 from backends.keymap import KEYS
 from widgets.action_panel import ActionPanel
 from widgets.key_bar import KeyBar
-from widgets.log_view import LogEntry, LogView
+from backends.model import LogLine
+from widgets.log_view import LogView
 from widgets.cells import Row
 from widgets.pane import Pane
 from widgets.status_bar import StatusBar
@@ -69,7 +70,7 @@ class Dashboard(Screen):
                     yield from self._pane_body(name)
         yield ActionPanel()
         app = self.app
-        yield KeyBar([(app.key_display(spec.id).split(" or ")[0], spec.description) for spec in KEYS if spec.show])
+        yield KeyBar([(app.key_display(spec.id).split(" or ")[0], spec.label) for spec in KEYS if spec.show])
 
     def _pane_body(self, name: str) -> Iterable[Widget]:
         if name == "services":
@@ -163,13 +164,20 @@ class Dashboard(Screen):
         pane = self.pane(name)
         pane.show_empty(not readings)
         status, stale = rows.pane_status(readings, intervals, now)
-        active_filter = self.filter_of(name)
-        if active_filter:
-            status = f"filter: {active_filter} · {status}" if status else f"filter: {active_filter}"
+        if name == "logs":
+            status = " · ".join(part for part in (self.log_view.status(), status) if part)
+        else:
+            active_filter = self.filter_of(name)
+            if active_filter:
+                status = f"filter: {active_filter} · {status}" if status else f"filter: {active_filter}"
         pane.set_status(status, stale)
 
-    def write_logs(self, entries: Sequence[LogEntry]) -> None:
-        self.query_one("#log-view", LogView).write_entries(entries)
+    @property
+    def log_view(self) -> LogView:
+        return self.query_one("#log-view", LogView)
+
+    def write_logs(self, lines: Sequence[LogLine]) -> None:
+        self.log_view.write_lines(lines)
 
     # -- filter ----------------------------------------------------------------------------------
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 
-from .log_view import LogEntry, LogView
+from backends.model import LogLine
+
+from .log_view import LogView
+
+
+def _line(text: str) -> LogLine:
+    return LogLine("", text, time.time())
 
 
 class ActionPanel(Vertical):
@@ -19,7 +27,7 @@ class ActionPanel(Vertical):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.output = LogView(max_lines=2000, source_width=0)
+        self.output = LogView(capacity=2000, source_width=0)
 
     def compose(self) -> ComposeResult:
         yield self.output
@@ -30,16 +38,16 @@ class ActionPanel(Vertical):
         self.add_class("-open")
         self.border_title = Content(f"{title} · running")
         self.border_subtitle = Content("esc hides this panel")
-        self.output.write_entries([LogEntry("", f"$ {command}")])
+        self.output.write_lines([_line(f"$ {command}")])
 
     def write(self, lines: list[str]) -> None:
-        self.output.write_entries(LogEntry("", line) for line in lines)
+        self.output.write_lines(_line(line) for line in lines)
 
     def finish(self, title: str, ok: bool, summary: str) -> None:
         self.set_class(ok, "-done")
         self.set_class(not ok, "-failed")
         self.border_title = Content(f"{title} · {'done' if ok else 'FAILED'}")
-        self.output.write_entries([LogEntry("", summary)])
+        self.output.write_lines([_line(summary)])
 
     def hide(self) -> None:
         self.remove_class("-open")

@@ -13,6 +13,14 @@ if TYPE_CHECKING:
     from textual.widgets import Input
 
 
+FILTER_HINT = "filter: type to hide what does not match · enter keep · esc clear"
+
+
+def prompt_purpose(widget: object) -> str:
+    """What a pane's input is for ("filter", "find"...), or "" when ``widget`` is not one."""
+    return getattr(widget, "purpose", "") if getattr(widget, "has_class", None) and widget.has_class("pane--filter") else ""
+
+
 class Pane(Vertical):
     ALLOW_MAXIMIZE = True
     DEFAULT_CSS = """
@@ -34,23 +42,30 @@ class Pane(Vertical):
     Pane.-filtering > Input.pane--filter { display: block; }
     """
 
-    def __init__(self, title: str, number: int, empty_message: str, *, id: str) -> None:
+    def __init__(self, title: str, number: int | None, empty_message: str, *, id: str) -> None:
         super().__init__(id=id)
         self.number = number
         self.title = title
-        self.border_title = Content(f"{number} {title}")
+        self.border_title = Content(f"{number} {title}" if number is not None else title)
         self.empty_notice = Static(Content(empty_message), classes="pane--empty")  # the owner yields it first
         self.filter_input: Input | None = None  # made on first use: every widget costs start-up time
 
     async def open_filter(self, text: str) -> None:
-        """Awaited, so that keys typed right after ``/`` wait for the input and land in it."""
+        await self.open_prompt("filter", FILTER_HINT, text)
+
+    async def open_prompt(self, purpose: str, hint: str, text: str = "") -> None:
+        """A one-line input at the bottom of the pane (filter, find, jump to a time, save).
+
+        Awaited, so that keys typed right after the key that opened it wait for the input and land in it.
+        """
         if self.filter_input is None:
             from textual.widgets import Input  # loaded on first use: start-up is measured
 
-            self.filter_input = Input(placeholder="filter: type to hide what does not match · enter keep · esc clear",
-                                      classes="pane--filter")
+            self.filter_input = Input(classes="pane--filter")
             self.filter_input.cursor_blink = False  # a blinking cursor costs CPU and bytes in a live view
             await self.mount(self.filter_input)
+        self.filter_input.purpose = purpose  # type: ignore[attr-defined]
+        self.filter_input.placeholder = hint
         self.filter_input.value = text
         self.add_class("-filtering")
         self.filter_input.focus()

@@ -21,6 +21,10 @@ REGISTRY: dict[tuple[str, str], str] = {
     ("services", "kubernetes"): "kubernetes:KubernetesWorkload",
     ("hosts", "local"): "host:LocalHost",
     ("logs", "file"): "log_file:LogFile",
+    ("logs", "command"): "log_command:LogCommand",
+    ("logs", "journald"): "log_journald:LogJournald",
+    ("logs", "compose"): "log_compose:LogCompose",
+    ("logs", "supervisor"): "log_supervisor:LogSupervisor",
 }
 
 

@@ -8,7 +8,7 @@ import time
 from typing import Any, Callable, TypeVar
 
 from ..actions import Action, ActionResult, Emit
-from ..config import SourceSpec, Thresholds
+from ..config import SourceSpec, Thresholds, log_source_spec
 from ..model import CheckReading, Reading, State
 
 T = TypeVar("T")
@@ -60,6 +60,15 @@ class Source:
     def describe(self) -> str:
         """The target in a few words, for the Services pane and `lakedeck check`."""
         return self.kind
+
+    def log_spec(self) -> SourceSpec | None:
+        """A ``logs`` source that follows this target's own logs (what `l` opens), or None when it has none.
+        A service whose config names a source in ``logs:`` uses that one instead."""
+        return None
+
+    def log_spec_of(self, kind: str, **options: Any) -> SourceSpec:
+        """The spec of this target's logs: named after it, polled as often as it is."""
+        return log_source_spec(kind, f"{self.name} logs", self.interval, self.timeout, **options)
 
     async def close(self) -> None:
         """Release connections; called once when the engine stops."""

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..actions import Action
+from ..config import SourceSpec
 from ..model import CheckReading, State
-from .service_base import PollFailed, ServiceSource
+from .service_base import Captured, PollFailed, ServiceSource
 
 V2 = ("docker", "compose")
 V1 = ("docker-compose",)
@@ -78,6 +80,28 @@ def parse_v1(text: str) -> list[Container]:
     return containers
 
 
+Capture = Callable[[Sequence[str], str], Awaitable[Captured]]
+
+
+async def find_cli(capture: Capture) -> tuple[str, ...]:
+    """``docker compose`` when the docker client has the plugin, else the v1 ``docker-compose``.
+
+    ``capture(argv, what)`` runs a command (``ServiceSource.capture``); raises PollFailed when neither works."""
+    present: set[tuple[str, ...]] = set()  # installed, but `version` failed
+    for cli in (V2, V1):
+        try:
+            if (await capture([*cli, "version"], " ".join(cli) + " version")).code == 0:
+                return cli
+            present.add(cli)
+        except PollFailed as failed:
+            if not failed.missing:
+                raise
+    if V2 not in present:
+        raise PollFailed(State.UNKNOWN, "docker is not installed here", missing=True)
+    raise PollFailed(State.UNKNOWN, "docker compose is not available here: the docker client has no compose "
+                                    "plugin and docker-compose is not installed")
+
+
 class ComposeService(ServiceSource):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -91,28 +115,15 @@ class ComposeService(ServiceSource):
     def describe(self) -> str:
         return f"{self.service} in {self.file}"
 
+    def log_spec(self) -> SourceSpec:
+        return self.log_spec_of("compose", file=self.file, service=self.service, project=self.project)
+
     def compose(self, *args: str) -> list[str]:
         return [*(self.cli or V2), "-f", self.file, *(["-p", self.project] if self.project else []), *args]
 
-    async def _find_cli(self) -> tuple[str, ...]:
-        """``docker compose`` when the docker client has the plugin, else the v1 ``docker-compose``."""
-        present: set[tuple[str, ...]] = set()  # installed, but `version` failed
-        for cli in (V2, V1):
-            try:
-                if (await self.capture([*cli, "version"], what=" ".join(cli) + " version")).code == 0:
-                    return cli
-                present.add(cli)
-            except PollFailed as failed:
-                if not failed.missing:
-                    raise
-        if V2 not in present:
-            raise PollFailed(State.UNKNOWN, "docker is not installed here", missing=True)
-        raise PollFailed(State.UNKNOWN, "docker compose is not available here: the docker client has no compose "
-                                        "plugin and docker-compose is not installed")
-
     async def check(self) -> CheckReading:
         if self.cli is None:
-            self.cli = await self._find_cli()
+            self.cli = await find_cli(self.capture)
         json_format = self.cli == V2
         argv = self.compose("ps", "--all", "--format", "json", self.service) if json_format else \
             self.compose("ps", self.service)

@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 from ..actions import Action, Tier
+from ..config import SourceSpec
 from ..model import CheckReading, State
 from .service_base import Captured, PollFailed, ServiceSource
 
+LOG_BACKLOG = 200
 UNREACHABLE = ("was refused", "Unable to connect to the server", "no such host", "i/o timeout",
                "connection refused", "dial tcp")
 
@@ -35,6 +37,12 @@ class KubernetesWorkload(ServiceSource):
     def describe(self) -> str:
         where = f"{self.context}/{self.namespace}" if self.context else self.namespace
         return f"{self.ref} in {where}"
+
+    def log_spec(self) -> SourceSpec:
+        """``kubectl logs -f`` of the workload (kubectl picks one of its pods)."""
+        argv = [self.kubectl, "logs", "-f", f"--tail={LOG_BACKLOG}", "--timestamps", self.ref, "-n", self.namespace,
+                *(["--context", self.context] if self.context else [])]
+        return self.log_spec_of("command", command=argv)
 
     def kubectl_argv(self, *args: str) -> list[str]:
         return [self.kubectl, *(["--context", self.context] if self.context else []), "-n", self.namespace, *args]

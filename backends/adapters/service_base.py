@@ -103,6 +103,19 @@ def missing_program(program: str) -> str:
     return f"{program} is not installed here"
 
 
+async def capture(argv: Sequence[str], timeout: float, what: str = "") -> Captured:
+    """``run_capture``, with a missing program, a hang or an OS error raised as PollFailed with its reason."""
+    what = what or os.path.basename(argv[0])
+    try:
+        return await run_capture(argv, timeout)
+    except FileNotFoundError:
+        raise PollFailed(State.UNKNOWN, missing_program(argv[0]), missing=True) from None
+    except CaptureTimeout as exc:
+        raise PollFailed(State.UNKNOWN, f"{what} gave no answer within {seconds(exc.limit)}; killed") from None
+    except OSError as exc:
+        raise PollFailed(State.UNKNOWN, f"cannot run {argv[0]}: {os_error_text(exc)}") from None
+
+
 class PollFailed(Exception):
     """The poll could not tell how the target is: becomes the reading, with this state and reason."""
 
@@ -134,15 +147,7 @@ class ServiceSource(Source):
 
     async def capture(self, argv: Sequence[str], what: str = "") -> Captured:
         """``run_capture`` within this poll's time; a missing program, a hang or an OS error is PollFailed."""
-        what = what or os.path.basename(argv[0])
-        try:
-            return await run_capture(argv, self.remaining())
-        except FileNotFoundError:
-            raise PollFailed(State.UNKNOWN, missing_program(argv[0]), missing=True) from None
-        except CaptureTimeout as exc:
-            raise PollFailed(State.UNKNOWN, f"{what} gave no answer within {seconds(exc.limit)}; killed") from None
-        except OSError as exc:
-            raise PollFailed(State.UNKNOWN, f"cannot run {argv[0]}: {os_error_text(exc)}") from None
+        return await capture(argv, self.remaining(), what)
 
     def reading(self, state: State, reason: str, details: tuple[tuple[str, str], ...] = ()) -> CheckReading:
         return CheckReading(key=self.name, source=self.name, state=state, reason=one_line(reason), ts=self.clock(),

@@ -8,6 +8,7 @@ import xmlrpc.client
 from typing import Any
 
 from ..actions import Action, ActionResult, Emit, Tier
+from ..config import SourceSpec
 from ..durations import format_uptime
 from ..model import CheckReading, State
 from ..runner import TAIL_LINES
@@ -35,6 +36,11 @@ class SupervisorProgram(ServiceSource):
 
     def describe(self) -> str:
         return f"{self.program} on {self.endpoint.shown}"
+
+    def log_spec(self) -> SourceSpec:
+        options = self.spec.options
+        return self.log_spec_of("supervisor", url=options["url"], program=self.program,
+                                username=options["username"], password=options["password"])
 
     async def check(self) -> CheckReading:
         try:

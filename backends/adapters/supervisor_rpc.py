@@ -126,7 +126,7 @@ class Endpoint:
             raise
         except (OSError, xmlrpc.client.ProtocolError, xmlrpc.client.ResponseError, ExpatError,
                 http.client.HTTPException) as exc:
-            raise PollFailed(*self.problem(exc, timeout)) from None
+            raise PollFailed(*self.problem(exc, timeout)) from exc  # the cause tells a log reader what to skip
 
     def problem(self, exc: BaseException, timeout: float) -> tuple[State, str]:
         if isinstance(exc, xmlrpc.client.ProtocolError):

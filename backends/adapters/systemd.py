@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..actions import Action, ActionResult, Emit
+from ..config import SourceSpec
 from ..model import CheckReading, State
 from .service_base import Captured, PollFailed, ServiceSource, plural
 
@@ -40,6 +41,9 @@ class SystemdUnit(ServiceSource):
 
     def describe(self) -> str:
         return f"{self.unit} (user)" if self.user else self.unit
+
+    def log_spec(self) -> SourceSpec:
+        return self.log_spec_of("journald", unit=self.unit, user=self.user)
 
     def systemctl(self, *args: str) -> list[str]:
         return ["systemctl", *(["--user"] if self.user else []), *args]
