@@ -35,6 +35,7 @@ class LogBuffer:
         self._shown_times: list[float] = []
         self.dropped = 0  # lines that fell off the front since the start
         self.tail_dropped = False  # older lines paged in pushed the newest out: no longer live
+        self._last_key: dict[str, float] = {}  # per source, the time its newest line was placed at
 
     @property
     def filter(self) -> LineFilter | None:
@@ -53,24 +54,31 @@ class LogBuffer:
         """Merge a batch in by time; a line as old as the newest goes after it (arrival order is kept)."""
         added = Added()
         matcher = self._filter
-        for line in sorted(batch, key=_time):
-            index = self._insert(self.lines, self._times, line)
+        keyed = []
+        for line in batch:
+            # a source's own lines keep their order (a log is not re-sorted); sources interleave by time
+            key = max(line.ts, self._last_key.get(line.source, line.ts))
+            self._last_key[line.source] = key
+            keyed.append((key, line))
+        keyed.sort(key=_first)
+        for key, line in keyed:
+            index = self._insert(self.lines, self._times, line, key)
             if matcher is None:
                 self._count(added, index, len(self.lines))
             elif matcher.matches(line):
-                self._count(added, self._insert(self._shown, self._shown_times, line), len(self._shown))
+                self._count(added, self._insert(self._shown, self._shown_times, line, key), len(self._shown))
         added.trimmed = self._trim()
         return added
 
     @staticmethod
-    def _insert(lines: list[LogLine], times: list[float], line: LogLine) -> int:
-        if not times or line.ts >= times[-1]:
+    def _insert(lines: list[LogLine], times: list[float], line: LogLine, key: float) -> int:
+        if not times or key >= times[-1]:
             lines.append(line)
-            times.append(line.ts)
+            times.append(key)
             return len(lines) - 1
-        index = bisect.bisect_right(times, line.ts)
+        index = bisect.bisect_right(times, key)
         lines.insert(index, line)
-        times.insert(index, line.ts)
+        times.insert(index, key)
         return index
 
     @staticmethod
@@ -135,6 +143,7 @@ class LogBuffer:
 
     def clear(self) -> None:
         self.tail_dropped = False
+        self._last_key.clear()
         self.lines.clear()
         self._times.clear()
         self._shown.clear()
@@ -149,8 +158,9 @@ class LogBuffer:
         if matcher is None:
             self._shown, self._shown_times = [], []
         else:
-            self._shown = [line for line in self.lines if matcher.matches(line)]
-            self._shown_times = [line.ts for line in self._shown]
+            kept = [(line, key) for line, key in zip(self.lines, self._times) if matcher.matches(line)]
+            self._shown = [line for line, _ in kept]
+            self._shown_times = [key for _, key in kept]
         return matcher
 
     def index_at(self, ts: float) -> int:
@@ -171,5 +181,5 @@ class LogBuffer:
         return None
 
 
-def _time(line: LogLine) -> float:
-    return line.ts
+def _first(pair: tuple[float, LogLine]) -> float:
+    return pair[0]

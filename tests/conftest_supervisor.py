@@ -30,6 +30,19 @@ for i in itertools.count():
     time.sleep(0.2)
 """
 
+# Writes to both streams, non-ASCII text, and (later) a colour code, which XML-RPC cannot carry.
+CHATTY = """import sys, time
+print("plain line", flush=True)
+sys.stderr.write("warning: on stderr\\n")
+sys.stderr.flush()
+print("caf\\u00e9 na\\u00efve", flush=True)
+time.sleep(1.5)
+print("\\x1b[31mred\\x1b[0m colour codes", flush=True)
+time.sleep(1.5)
+print("after the colours", flush=True)
+time.sleep(3600)
+"""
+
 CONFIG = """[supervisord]
 nodaemon=true
 logfile={dir}/supervisord.log
@@ -64,6 +77,14 @@ autostart=false
 startsecs=0
 stopwaitsecs=5
 stdout_logfile={dir}/batch.out.log
+
+[program:chatty]
+command={python} -u {dir}/chatty.py
+autostart=false
+startsecs=0
+stopwaitsecs=5
+stdout_logfile={dir}/chatty.out.log
+stderr_logfile={dir}/chatty.err.log
 
 [program:crash]
 command={python} -c "import sys; sys.exit(3)"
@@ -138,6 +159,7 @@ def supervisord() -> Iterator[Supervisord]:
     directory = Path(tempfile.mkdtemp(prefix="ld-sv-"))
     server = Supervisord(directory, free_port())
     (directory / "printer.py").write_text(PRINTER)
+    (directory / "chatty.py").write_text(CHATTY)
     config = directory / "supervisord.conf"
     config.write_text(CONFIG.format(dir=directory, port=server.port, username=USERNAME, password=PASSWORD,
                                     python=sys.executable))

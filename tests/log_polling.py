@@ -28,7 +28,8 @@ async def poll_until(source, done: Callable[[list[LogReading]], bool], within: f
         if done(readings):
             return readings
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {within:g}s; readings: {[(r.state, r.reason) for r in readings]}")
+            recent = [(r.state, r.reason) for r in readings[-6:]]
+            raise AssertionError(f"gave up after {within:g}s; the last readings: {recent}")
         await asyncio.sleep(0.02)
 
 

@@ -67,7 +67,8 @@ async def test_lines_arrive_and_the_first_poll_starts_the_command(closing):
 
 async def test_long_lines_are_cut_and_bad_utf8_replaced(closing):
     script = ("import sys; out = sys.stdout.buffer; out.write(b'x' * 20000 + b'\\n'); "
-              "out.write(b'caf\\xc3\\xa9 bad \\xff\\xfe bytes\\r\\n'); out.write(b'no newline at the end'); out.flush()")
+              "out.write(b'caf\\xc3\\xa9 bad \\xff\\xfe bytes\\r\\n'); "
+              "out.write(b'no newline at the end'); out.flush()")
     source = command(script)
     closing(source)
     readings = await poll_until(source, ended)
@@ -174,3 +175,23 @@ async def test_close_kills_a_command_that_ignores_sigterm(closing):
     await source.close()
     assert gone(pid)
     assert time.monotonic() - started >= log_stream.KILL_GRACE * 0.9  # it was given its grace first
+
+
+async def test_the_engine_is_woken_by_new_lines_long_before_the_interval(tmp_path):
+    from backends.engine import Engine
+    from helpers import config_for
+
+    script = "import time; time.sleep(0.3); print('woke it', flush=True); time.sleep(60)"
+    config = config_for("logs", "command", name="app", command=[sys.executable, "-c", script], refresh="60s",
+                        timeout="5s", root={"audit_log": str(tmp_path / "audit.jsonl")})
+    engine = Engine(config)
+    arrived = asyncio.Event()
+    engine.subscribe(lambda update: any(r.lines for r in update.readings) and arrived.set())
+    await engine.start()
+    try:
+        await asyncio.wait_for(arrived.wait(), 10)  # the interval is 60 s: only a wake brings it this soon
+        pid = engine.sources["app"].stream.process.pid
+    finally:
+        await engine.stop()
+    assert [line.text for line in engine.readings["app"].lines] == ["woke it"]
+    assert gone(pid)  # stopping the engine closed the stream

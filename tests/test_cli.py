@@ -59,7 +59,7 @@ def test_validate_ok_and_error(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         f"{bad}:4:5: unknown key 'prot' in services[0] (expected one of: name, kind, refresh, timeout, host, port, "
-        "warn_latency, actions, read_only)"]
+        "warn_latency, actions, read_only, logs)"]
     assert "Traceback" not in out.stderr
 
 

@@ -219,12 +219,15 @@ async def test_l_on_a_service_without_logs_says_how_to_add_them():
 
 def test_log_screen_takes_only_its_own_new_lines():
     screen = LogScreen("x", {"app"}, path="/var/log/a.log")
-    screen.last_offset = 100
+    screen.remember_read([LogLine("app", "old", 1, path="/var/log/a.log", offset=50),
+                          LogLine("app", "older", 1, path="/var/log/a.log", offset=0)])
     lines = [LogLine("app", "old", 1, path="/var/log/a.log", offset=50),
-             LogLine("app", "new", 2, path="/var/log/a.log", offset=150),
+             LogLine("app", "rotated, same offset", 1, path="/var/log/a.log", offset=50),
              LogLine("app", "other file", 2, path="/var/log/b.log", offset=150),
              LogLine("db", "other source", 2)]
-    assert [line.text for line in screen.accept(lines)] == ["new"]
+    assert [line.text for line in screen.accept(lines)] == ["rotated, same offset"]
+    assert screen.accept([LogLine("app", "new", 2, path="/var/log/a.log", offset=150)])
+    assert screen.accept([LogLine("app", "old", 1, path="/var/log/a.log", offset=50)])  # a new file after rotation
 
 
 def _spec(name: str) -> SourceSpec:

@@ -110,3 +110,33 @@ def test_signals_end_the_console_within_a_second_and_leave_the_terminal_sane(con
         assert "-echo " not in screen
     finally:
         tmux.close()
+
+
+@pytest.mark.integration
+def test_tail_follows_a_file_across_rotation_in_a_real_terminal(tmp_path):
+    """`lakedeck tail FILE`: the end of the file at once, appended lines, and the new file after a rename."""
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"2026-11-22T10:00:{i % 60:02d}Z INFO start line {i}\n" for i in range(5000)))
+    command = f"{shlex.quote(sys.executable)} -m tui.cli tail {shlex.quote(str(log))}"
+    tmux = Tmux(f"sh -c {shlex.quote(command + '; echo EXIT=$?; sleep 60')}", size=(80, 24))
+    try:
+        screen = tmux.wait_for("start line 4999")
+        assert "following" in screen
+        with open(log, "a") as handle:
+            handle.write("2026-11-22T10:01:00Z ERROR appended after start\n")
+        tmux.wait_for("appended after start")
+        log.rename(tmp_path / "app.log.1")
+        log.write_text("2026-11-22T10:02:00Z INFO written to the new file\n")
+        tmux.wait_for("written to the new file")
+        tmux.keys("q")
+        tmux.wait_for("EXIT=0")
+    finally:
+        tmux.close()
+
+
+@pytest.mark.integration
+def test_tail_refuses_a_missing_file_in_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "tui.cli", "tail", str(tmp_path / "nope.log")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"lakedeck tail: cannot follow {tmp_path / 'nope.log'}: no such file"]

@@ -9,7 +9,8 @@ MODULES = ["backends", "backends.config", "backends.engine", "backends.check", "
            "backends.adapters.host", "backends.adapters.http_check", "backends.adapters.tcp_check",
            "backends.adapters.process_check", "backends.adapters.command_check", "backends.adapters.log_file",
            "backends.adapters.systemd", "backends.adapters.compose", "backends.adapters.supervisor",
-           "backends.adapters.kubernetes", "backends.log_pager"]
+           "backends.adapters.kubernetes", "backends.log_pager", "backends.adapters.log_command",
+           "backends.adapters.log_journald", "backends.adapters.log_compose", "backends.adapters.log_supervisor"]
 
 
 def test_backends_never_import_textual():

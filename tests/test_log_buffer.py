@@ -159,3 +159,13 @@ def test_times_typed_to_jump_to():
     for bad in ("25:00", "yesterday", ""):
         with pytest.raises(ValueError, match="expected a time such as 14:05"):
             parse_when(bad, now)
+
+
+def test_a_sources_own_lines_keep_their_order_even_when_their_times_do_not():
+    """A log is not re-sorted: a line stamped earlier than the one before it in the same file stays after it."""
+    buffer = LogBuffer()
+    buffer.add([line("a 10", 10), line("a 5", 5), line("a 12", 12)])
+    buffer.add([line("b 11", 11, "db"), line("b 6", 6, "db")])
+    assert texts(buffer.shown) == ["a 10", "a 5", "b 11", "b 6", "a 12"]
+    buffer.set_filter("5|6|12")
+    assert texts(buffer.shown) == ["a 5", "b 6", "a 12"] and buffer.shown_times == sorted(buffer.shown_times)

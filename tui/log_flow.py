@@ -230,7 +230,7 @@ class LogFlow:
         view = screen.view
         view.clear()
         view.write_lines(lines)
-        screen.last_offset = max((line.offset for line in lines), default=-1)
+        screen.remember_read(lines)
         screen.history_done = False
         screen.show_status()
 

@@ -44,7 +44,8 @@ class LogScreen(Screen):
         self.scanning = False
         self.scan_note = ""
         self.tail_lines = 2000  # lines read from the file's end when it opens or `G` reloads it
-        self.last_offset = -1  # lines read from the file's end by the pager: live lines up to here are repeats
+        self.read_from_disk: dict[int, str] = {}  # offset -> text of the lines the pager read from the end
+        self.last_offset = -1
 
     def accept(self, lines: list[LogLine]) -> list[LogLine]:
         """The live lines this screen shows: its sources', its file's, none it already read from disk,
@@ -52,9 +53,16 @@ class LogScreen(Screen):
         if self.scanning:
             return []
         kept = [line for line in lines if line.source in self.sources and (not self.path or line.path == self.path)]
-        if self.last_offset >= 0:
-            kept = [line for line in kept if line.offset < 0 or line.offset > self.last_offset]
+        if self.read_from_disk:
+            if any(line.offset > self.last_offset for line in kept):
+                self.read_from_disk = {}  # the live source has passed what was read: no more repeats
+            kept = [line for line in kept if self.read_from_disk.get(line.offset, None) != line.text]
         return kept
+
+    def remember_read(self, lines: list[LogLine]) -> None:
+        """Lines the pager read from the file's end: the live source may deliver some of them again."""
+        self.read_from_disk = {line.offset: line.text for line in lines if line.offset >= 0}
+        self.last_offset = max(self.read_from_disk, default=-1)
 
     def compose(self) -> ComposeResult:
         with Pane(self.title_text, None, self.empty, id="pane-log") as pane:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +70,8 @@ class LogCompose(StreamSource):
 
     async def argv(self) -> list[str]:
         if self.cli is None:
-            self.cli = await find_cli(lambda argv, what: capture(argv, self.timeout * 0.9, what))
+            deadline = time.monotonic() + self.timeout * 0.9
+            self.cli = await find_cli(lambda argv, what: capture(argv, max(0.05, deadline - time.monotonic()), what))
         argv = [*self.cli, "-f", self.file, *(["-p", self.project] if self.project else []),
                 "logs", "-f", "--no-color", "--timestamps"]
         if self.last_stamp and self.cli == V2:

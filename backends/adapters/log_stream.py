@@ -273,8 +273,8 @@ class StreamSource(Source):
         program = self.program(argv)
         self.started()
         try:
-            self._stream = Stream(self.name, argv, self.to_lines, lambda: self.wake(), self.clock, raw_line=self.raw_line,
-                                  cwd=self.cwd(), env=self.env())
+            self._stream = Stream(self.name, argv, self.to_lines, lambda: self.wake(), self.clock,
+                                  raw_line=self.raw_line, cwd=self.cwd(), env=self.env())
         except FileNotFoundError as exc:
             cwd = self.cwd()
             if cwd and exc.filename == cwd:
