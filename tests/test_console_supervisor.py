@@ -62,3 +62,28 @@ async def test_stop_start_restart_a_supervisord_program(tmp_path, supervisord):
         ("requested", "restart"), ("confirmed", "restart"), ("succeeded", "restart"),
     ]
     assert entries[1]["command"] == "supervisor.stopProcess('web', True)"
+
+
+async def test_l_on_a_supervisord_program_follows_its_output_and_esc_stops_it(tmp_path, supervisord):
+    """`l` builds the program's log source (supervisord's own tail), follows it live, and stops it on esc."""
+    from tui.log_screen import LogScreen
+
+    app = make_app(tmp_path, supervisord)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: "web" in app.engine.readings)
+        app.refresh_view()
+        await pilot.pause()
+        app.dashboard.query_one("#services-table").focus()
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LogScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.view.line_count >= 2)
+        first = screen.view.lines[-1].text
+        assert first.startswith("web line ")
+        await wait_for(pilot, lambda: screen.view.lines[-1].text != first)  # it prints every 0.2 s: live
+        assert "Logs · web" in screen_text(app)
+        [attached] = screen.attached
+        assert attached in app.engine.sources
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: attached not in app.engine.sources)
+        assert app.screen is app.dashboard
