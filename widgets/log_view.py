@@ -30,6 +30,7 @@ from .cells import ThemeRoles
 
 MAX_SHOWN_CHARS = 2000  # of one unwrapped line; a longer line is cut on screen, whole on demand
 TIME_WIDTH = 13  # "HH:MM:SS.mmm "
+CUT_MARK = "✂ "  # first on a line that was cut when read: it is longer than shown, `enter` reads it whole
 LEVEL_ROLE = {"critical": "critical", "error": "critical", "warn": "warn", "debug": "muted"}
 
 
@@ -407,7 +408,7 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
         return f" …+{human_bytes(line.cut)} (enter shows it whole)" if line.cut else ""
 
     def _notice_length(self, line: LogLine) -> int:
-        return len(self._notice(line))
+        return len(self._notice(line)) + (len(CUT_MARK) if line.cut else 0)
 
     def render_line(self, y: int) -> Strip:
         row = self.scroll_offset.y + y
@@ -453,6 +454,8 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
             notice = self._notice(line) if len(text) <= MAX_SHOWN_CHARS else f" …+{len(text) - MAX_SHOWN_CHARS} more characters"
             text = text[:MAX_SHOWN_CHARS]
         style = base + roles.get(LEVEL_ROLE.get(line.level, ""), Style())
+        if line.cut and not part:
+            segments.append(Segment(CUT_MARK, base + roles.get("muted", Style())))
         segments += self._highlighted(text, style)
         if notice:
             segments.append(Segment(notice, base + roles.get("muted", Style())))
