@@ -22,9 +22,9 @@ from .bindings import bindings
 if TYPE_CHECKING:
     from backends.log_pager import FilePager
 
-SHOWN_KEYS = ("log.follow", "log.wrap", "log.time", "filter", "log.find", "log.top", "log.jump", "log.save",
-              "details", "back", "quit")
-KEY_WORDS = {"details": "Line", "back": "Back"}
+SHOWN_KEYS = ("log.follow", "filter", "log.find", "log.wrap", "log.jump", "log.save", "log.time", "log.top",
+              "help", "back", "quit")  # by importance: a narrow terminal drops them from the end, quit stays
+KEY_WORDS = {"back": "Back"}
 
 
 class LogScreen(Screen):

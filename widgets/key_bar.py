@@ -19,10 +19,18 @@ class KeyBar(Widget):
         super().__init__(**kwargs)
         self.keys = list(keys)
 
+    def fitting(self, width: int) -> list[tuple[str, str]]:
+        """The keys that fit in ``width`` cells, whole: the last (quit) always stays, others go from the end."""
+        keys = list(self.keys)
+        while len(keys) > 1 and sum(len(k) + 1 + len(d) for k, d in keys) + 2 * (len(keys) - 1) > width:
+            del keys[-2]
+        return keys
+
     def render(self) -> Text:
         key_style = self.get_component_rich_style("key-bar--key")
         text = Text(no_wrap=True, overflow="ellipsis")
-        for index, (key, description) in enumerate(self.keys):
+        width = self.content_region.width or self.size.width
+        for index, (key, description) in enumerate(self.fitting(width) if width else self.keys):
             if index:
                 text.append("  ")
             text.append(key, style=key_style)

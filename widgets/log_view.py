@@ -424,7 +424,7 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
         if not 0 <= index < len(shown):
             return Strip.blank(width, base)
         line = shown[index]
-        strip = Strip(self._segments(line, part, index == self._cursor_index() and self.has_focus))
+        strip = Strip(self._segments(line, part, not self.follow and index == self._cursor_index() and self.has_focus))
         if self.wrap:
             return strip.crop_extend(0, width, base)
         return strip.crop_extend(self.scroll_offset.x, self.scroll_offset.x + width, base)
