@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from .adapters.log_file import MAX_LINE, Piece
+from .adapters.log_file import BLOCK, MAX_LINE, Piece
 from .adapters.text import os_error_text
 from .log_filter import LineFilter
 from .log_gzip import GzipError, GzipIndex, identity
@@ -29,6 +29,9 @@ from .logtext import Stamper
 from .model import LogLine
 
 WHOLE_LIMIT = 16 * 1024 * 1024
+PROGRESS_BYTES = 32 * 1024 * 1024  # scan progress is reported at least this often,
+PROGRESS_SECONDS = 0.1  # and this often on a slow scan, but not for every chunk
+FLUSH_SECONDS = 0.1  # scan yields fewer than ``batch`` lines when it found them this long ago
 CACHED_GZIP = 4  # .gz files whose checkpoints are kept
 
 
@@ -142,28 +145,28 @@ class FilePager:
             files = [file for file in files[-1:] if file.path == self.path]
         if not files:
             raise PagerError(self._missing())
-        total = sum(file.info.st_size for file in files)
+        reporter = _Progress(progress, sum(file.info.st_size for file in files))
         stamper = Stamper(self.source, self.clock)
-        source_matches = matcher.regex.search(self.source) is not None  # as LineFilter.matches does
-        done = 0
-        for file in files:
-            chunks = self._index(file).chunks if file.gz else None
-            with self._reading(file):
-                for pieces, position in scan_file(file.path, file.info.st_size, chunks, matcher, source_matches,
-                                                  cancel):
-                    if progress is not None:
-                        progress(done + position, total)
-                    for start in range(0, len(pieces), batch):
-                        if cancel.is_set():
-                            return
-                        now = self.clock()
-                        yield [stamper.line(p.text(), now, path=file.path, offset=p.offset, cut=p.cut)
-                               for p in pieces[start:start + batch]]
-            if cancel.is_set():
-                return
-            done += file.info.st_size
-        if progress is not None:
-            progress(total, total)
+        pending: list[LogLine] = []
+        flushed = time.monotonic()
+        for file, pieces in self._found(files, matcher, cancel, reporter):
+            for start in range(0, len(pieces), batch):  # a slice at a time: stamping is the slow part
+                if cancel.is_set():
+                    return
+                now = self.clock()
+                pending += [stamper.line(p.text(), now, path=file.path, offset=p.offset, cut=p.cut)
+                            for p in pieces[start:start + batch]]
+                if len(pending) >= batch:
+                    yield pending[:batch]
+                    pending, flushed = pending[batch:], time.monotonic()
+            if pending and time.monotonic() - flushed >= FLUSH_SECONDS:  # a few matches show without waiting
+                yield pending
+                pending, flushed = [], time.monotonic()
+        if cancel.is_set():
+            return
+        if pending:
+            yield pending
+        reporter(reporter.total, final=True)
 
     # -- the history chain -------------------------------------------------------------------------
 
@@ -188,6 +191,23 @@ class FilePager:
             if file.path == line.path or os.path.abspath(file.path) == os.path.abspath(line.path):
                 return index
         raise PagerError(f"{os.path.basename(line.path)} is gone (rotated away or deleted)")
+
+    def _found(self, files: list[LogFile], matcher: LineFilter, cancel: threading.Event,
+               progress: _Progress) -> Iterator[tuple[LogFile, list[Piece]]]:
+        """The pieces of the lines ``matcher`` keeps, chunk by chunk, file after file."""
+        source_matches = matcher.regex.search(self.source) is not None  # as LineFilter.matches does
+        done = 0
+        for file in files:
+            chunks = self._index(file).chunks if file.gz else None
+            with self._reading(file):
+                for pieces, position in scan_file(file.path, file.info.st_size, chunks, matcher, source_matches,
+                                                  cancel):
+                    progress(done + position)
+                    if pieces:
+                        yield file, pieces
+            if cancel.is_set():
+                return
+            done += file.info.st_size
 
     def _missing(self) -> str:
         try:
@@ -239,7 +259,7 @@ class FilePager:
 
     def _lines_after(self, file: LogFile, start: int, count: int) -> list[Piece]:
         if file.gz:
-            blocks = (data for _, data, _ in self._index(file).chunks(file.path, start))
+            blocks = (data for _, data, _ in self._index(file).chunks(file.path, start, BLOCK))
             return lines_forward(blocks, start, count)
         with _opened(file.path) as fd:
             return lines_forward(blocks_forward(fd, start, file.info.st_size), start, count)
@@ -281,6 +301,24 @@ class FilePager:
         now = self.clock()
         return [stamper.line(p.text(), now, path=file.path, offset=p.offset, cut=p.cut)
                 for file, pieces in groups for p in pieces]
+
+
+class _Progress:
+    """Passes ``(done, total)`` on every PROGRESS_BYTES or PROGRESS_SECONDS, whichever comes first."""
+
+    def __init__(self, report: Callable[[int, int], None] | None, total: int) -> None:
+        self.report = report
+        self.total = total
+        self.reported = 0
+        self.at = time.monotonic()
+
+    def __call__(self, done: int, final: bool = False) -> None:
+        if self.report is None:
+            return
+        now = time.monotonic()
+        if final or done - self.reported >= PROGRESS_BYTES or now - self.at >= PROGRESS_SECONDS:
+            self.report(done, self.total)
+            self.reported, self.at = done, now
 
 
 def _gzip_backward(index: GzipIndex, path: str, end: int | None, count: int) -> list[Piece]:

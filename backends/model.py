@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class State(enum.IntEnum):
@@ -102,8 +103,7 @@ class ProcessTableReading(Reading):
     pane: Pane = Pane.PROCESSES
 
 
-@dataclass(frozen=True)
-class LogLine:
+class LogLine(NamedTuple):  # a tuple, not a dataclass: made for every line of a busy log, 3x cheaper
     """One log line. ``text`` is as decoded (it may hold control characters: the view makes them visible);
     ``ts`` is when it was written if the line or its source says so, else when it was read."""
 
