@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", metavar="DURATION", type=_interval, help="only entries this recent, e.g. 24h")
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.add_argument("-c", "--config", metavar="FILE", dest="verb_config", help="config file")
+    logs = verbs.add_parser("logs", help="print the configured logs merged by time (and follow them with -f)")
+    logs.add_argument("names", metavar="LOG", nargs="*", help="names of sources under logs: (default: all)")
+    logs.add_argument("-n", "--lines", metavar="N", type=int, default=50, help="how many lines (default: %(default)s)")
+    logs.add_argument("--grep", metavar="REGEX", default="", help="only matching lines; a leading ! inverts")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until interrupted")
+    logs.add_argument("-c", "--config", metavar="FILE", dest="verb_config", help="config file")
     tail = verbs.add_parser("tail", help="follow log files in the console: merged by time, searchable, any size")
     tail.add_argument("files", metavar="FILE", nargs="+", help="log files (one file can be paged back and filtered whole)")
     tail.add_argument("-n", "--lines", metavar="N", type=int, default=1000, help="lines to show at start (default: %(default)s)")
@@ -96,6 +102,13 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_action(config, args.target, args.action_id, dry_run=args.dry_run, yes=args.yes,
                           read_only=args.read_only or args.verb_read_only)
+    if args.verb == "logs":
+        from backends.headless_logs import run_logs
+
+        if args.lines < 0:
+            print("lakedeck logs: --lines cannot be negative", file=sys.stderr)
+            return 2
+        return run_logs(config, args.names, lines=args.lines, pattern=args.grep, follow=args.follow)
     if args.verb == "audit":
         from backends.headless import show_audit
 
