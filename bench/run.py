@@ -1,9 +1,11 @@
 """Run every lakedeck benchmark and (re)write bench/RESULTS.md.
 
-    python bench/run.py [--quick] [--only launch,idle,sweep,memory] [--out FILE]
+    python bench/run.py [--quick] [--only launch,idle,sweep,memory,log_scan,logs] [--out FILE]
 
 --quick is a smoke check (fewer runs, shorter windows: ~5 min); the full run takes ~21 min on 2 cores.
-Each measurement is also a script of its own (bench/launch.py, idle.py, sweep.py, memory.py).
+Each measurement is also a script of its own (bench/launch.py, idle.py, sweep.py, memory.py, log_scan.py,
+logs.py). logs.py writes 100 MiB and 1 GiB logs into bench/out/ on first use and installs toolong (from PyPI)
+into bench/out/toolong-venv to compare against.
 run.py first copies lakedeck's packages to bench/out/lakedeck-src and measures that copy throughout,
 so that edits made while it runs cannot mix two versions into one report.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from common import BENCH, OUT, freeze, load_average, machine, tmux_server
 
-BENCHMARKS = ("launch", "idle", "sweep", "memory")  # modules of bench/, each with run(quick) -> Section
+BENCHMARKS = ("launch", "idle", "sweep", "memory", "log_scan", "logs")  # modules of bench/, each with run(quick) -> Section
 
 
 def report(sections, quick: bool, version: str, minutes: float, loads: tuple[str, str]) -> str:
