@@ -100,6 +100,7 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
         self._widest = 0
         self._row_starts: list[int] | None = None  # wrap mode: the first screen row of each shown line
         self._row_width = 0
+        self._visible_cache: dict[int, tuple[LogLine, str]] = {}
 
     def on_mount(self) -> None:
         self.track_theme()
@@ -445,7 +446,7 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
             width = self.source_width
             if width:
                 segments.append(Segment(visible(line.source)[:width].ljust(width) + " ", base + roles.get("accent", Style())))
-        text = visible(line.text)
+        text = self._visible(line)
         if self.wrap:
             span = self._text_width()
             text = (text + self._notice(line))[part * span:(part + 1) * span]
@@ -460,6 +461,16 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
         if notice:
             segments.append(Segment(notice, base + roles.get("muted", Style())))
         return segments
+
+    def _visible(self, line: LogLine) -> str:
+        """The line with control characters as symbols, kept for the rows of a wrapped line drawn next."""
+        cache = self._visible_cache
+        found = cache.get(id(line))
+        if found is None or found[0] is not line:
+            if len(cache) > 256:
+                cache.clear()
+            found = cache[id(line)] = (line, visible(line.text))
+        return found[1]
 
     def _highlighted(self, text: str, style: Style) -> list[Segment]:
         spans = self.finder.spans(text) if self.finder is not None else []
