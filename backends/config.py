@@ -411,7 +411,7 @@ def _fail(ctx: Context | None, node: yaml.Node | None, message: str) -> None:
     raise ConfigError(ctx.file if ctx else "<config>", 1, 1, message)
 
 
-TAIL_REFRESH = 1.0  # how often `lakedeck tail` looks at a quiet file (a busy one every FOLLOW_INTERVAL)
+TAIL_REFRESH = 0.25  # how often `lakedeck tail` looks at a quiet file (a busy one every FOLLOW_INTERVAL)
 
 
 def tail_config(paths: Sequence[str], lines: int) -> Config:
@@ -425,7 +425,7 @@ def tail_config(paths: Sequence[str], lines: int) -> Config:
             name, number = f"{base}#{number}", number + 1
         names.add(name)
         backlog = 0 if len(paths) == 1 else lines
-        sources.append(SourceSpec("logs", name, "file", TAIL_REFRESH, TAIL_REFRESH * 0.75,
+        sources.append(SourceSpec("logs", name, "file", TAIL_REFRESH, 2.0,  # a read of 1 MiB on a loaded machine
                                   {"path": os.path.abspath(path), "lines": backlog}))
     return Config(origin="lakedeck tail", refresh=TAIL_REFRESH, theme="dark", keys={}, thresholds=Thresholds(),
                   history=10, sources=tuple(sources))

@@ -216,8 +216,8 @@ class Engine:
                 health.last_ok = started
                 health.last_error = ""
             health.next_delay = backoff_delay(source.interval, health.failures)
-            if not failure and source.hurry():
-                health.next_delay = min(health.next_delay, FOLLOW_INTERVAL)
+            if not failure and source.hurry():  # counted from the poll's start: a source behind reads on at once
+                health.next_delay = min(health.next_delay, max(0.0, FOLLOW_INTERVAL - (self.clock() - started)))
             update = Update(name, tuple(readings), health)
             self._record(name, readings, replace=not failure)
             if name in self._settling:  # the first poll after an action shows its real outcome

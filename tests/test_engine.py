@@ -180,3 +180,64 @@ async def test_keys_a_source_stops_reporting_are_dropped_after_a_good_poll():
     engine._keys_by_source["svc"].add("svc:extra")
     await engine.poll_once("svc")
     assert "svc:extra" not in engine.readings
+
+
+class Busy(Source):
+    """A log that is always behind: each poll takes ``cost`` seconds, and says more is waiting."""
+
+    def __init__(self, spec, thresholds, cost):
+        super().__init__(spec, thresholds)
+        self.cost = cost
+        self.starts: list[float] = []
+
+    def hurry(self) -> bool:
+        return True
+
+    async def poll(self):
+        self.starts.append(time.monotonic())
+        await asyncio.sleep(self.cost)
+        return [CheckReading(key=self.name, source=self.name, state=State.OK, reason="busy", ts=time.time())]
+
+
+async def busy_gaps(cost: float) -> list[float]:
+    built = {}
+
+    def factory(s: SourceSpec, config: Config) -> Source:
+        built[s.name] = Busy(s, config.thresholds, cost)
+        return built[s.name]
+
+    engine = Engine(make_config(spec("log", interval=5.0, timeout=1.0)), source_factory=factory)
+    await engine.start()
+    await asyncio.sleep(0.8)
+    await engine.stop()
+    starts = built["log"].starts
+    return [b - a for a, b in zip(starts, starts[1:])]
+
+
+async def test_a_busy_source_is_polled_every_follow_interval_not_every_refresh():
+    gaps = await busy_gaps(0.01)
+    assert len(gaps) >= 4 and all(0.09 <= gap < 0.3 for gap in gaps), gaps
+
+
+async def test_a_source_behind_reads_on_at_once_when_a_poll_takes_longer_than_the_follow_interval():
+    gaps = await busy_gaps(0.15)
+    assert len(gaps) >= 3 and all(0.15 <= gap < 0.22 for gap in gaps), gaps  # not 0.15 + 0.1
+
+
+async def test_a_wake_from_another_thread_polls_soon_but_not_per_wake():
+    engine, built = engine_with(("svc", []))
+    for name in engine.sources:  # a long interval: only wakes can bring polls
+        engine.health[name].interval = 60.0
+    built["svc"].interval = 60.0
+    await engine.start()
+    await asyncio.sleep(0.05)
+    before = built["svc"].calls
+    source = engine.sources["svc"]
+    threads = [threading.Thread(target=lambda: [source.wake() for _ in range(200)]) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    await asyncio.sleep(0.35)
+    await engine.stop()
+    assert 1 <= built["svc"].calls - before <= 4  # 400 wakes in a burst: a poll or a few, spaced 0.1 s apart

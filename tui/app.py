@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import signal
 import socket
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from textual.app import App
 from textual.binding import Binding
@@ -37,6 +38,9 @@ from .log_screen import LogScreen
 from .modals import TextModal
 from .rows import is_stale
 
+if TYPE_CHECKING:
+    from backends.log_pager import FilePager
+
 FLUSH_DELAY = 0.25  # at most four screen updates a second, however busy the sources
 LOG_BACKLOG = 10_000
 COUNT_ROLES = ((State.CRITICAL, "critical", "critical"), (State.UNKNOWN, "unknown", "unknown"),
@@ -53,11 +57,13 @@ class LakedeckApp(App[int]):
 
     def __init__(self, config: Config, *, engine: Engine | None = None, clock: Callable[[], float] = time.time,
                  hostname: str | None = None, theme: str | None = None, read_only: bool = False,
-                 start_engine: bool = True, tail: bool = False, tail_lines: int = 1000) -> None:
+                 start_engine: bool = True, tail: bool = False, tail_lines: int = 1000,
+                 tail_read: "tuple[FilePager, concurrent.futures.Future[list[LogLine]]] | None" = None) -> None:
         super().__init__()
         self.config = config
         self.tail_mode = tail  # `lakedeck tail FILE...`: only the log screen of those files
         self.tail_lines = tail_lines
+        self.tail_read = tail_read  # the file's end, being read since before Textual was imported
         self.clock = clock
         self.engine = engine or Engine(config, clock=clock)
         self.engine.read_only = self.engine.read_only or read_only
@@ -71,6 +77,7 @@ class LakedeckApp(App[int]):
         self._last_flush = 0.0
         self._stale: frozenset[str] = frozenset()
         self._logs: collections.deque[LogLine] = collections.deque(maxlen=LOG_BACKLOG)
+        self._shown_log_states: dict[str, tuple[State, str]] = {}
         for candidate in THEMES.values():
             self.register_theme(candidate)
         self.theme = theme or config.theme
@@ -105,12 +112,16 @@ class LakedeckApp(App[int]):
         specs = self.config.section("logs")
         names = {spec.name for spec in specs}
         if len(specs) == 1:
-            from backends.log_pager import FilePager
-
             path = specs[0].options["path"]
-            screen = LogScreen(f"{path}", names, pager=FilePager(path, specs[0].name), path=path, can_go_back=False)
+            if self.tail_read is not None:
+                pager, already = self.tail_read
+            else:
+                from backends.log_pager import FilePager
+
+                pager, already = FilePager(path, specs[0].name), None
+            screen = LogScreen(f"{path}", names, pager=pager, path=path, can_go_back=False)
             screen.tail_lines = self.tail_lines
-            self.call_after_refresh(lambda: self.run_worker(self.logs.reload_end(screen), group="page"))
+            self.call_after_refresh(lambda: self.run_worker(self.logs.reload_end(screen, already), group="page"))
             return screen
         return LogScreen("Logs · " + ", ".join(spec.options["path"] for spec in specs), names, can_go_back=False)
 
@@ -130,9 +141,20 @@ class LakedeckApp(App[int]):
     # -- engine updates --------------------------------------------------------------------------
 
     def _on_update(self, update: Update) -> None:
+        changed = not update.readings  # an action's transition
         for reading in update.readings:
-            if isinstance(reading, LogReading) and reading.lines:
-                self._logs.extend(reading.lines)
+            if isinstance(reading, LogReading):
+                if reading.lines:
+                    self._logs.extend(reading.lines)
+                    changed = True
+                elif not changed:
+                    shown = self._shown_log_states.get(reading.key)
+                    changed = shown != (reading.state, reading.reason)
+                self._shown_log_states[reading.key] = (reading.state, reading.reason)
+            else:
+                changed = True
+        if not changed:
+            return  # a quiet log said "0 new lines" again: the once-a-second tick keeps its age current
         self._dirty = True
         if not self._flush_pending and not self.paused:
             # the first update after a quiet spell is drawn at once; a burst is drawn at most 4 times a second
@@ -167,7 +189,8 @@ class LakedeckApp(App[int]):
         """The dashboard's Logs pane gets the configured logs; each log screen the lines it shows."""
         screens = [screen for screen in self.screen_stack if isinstance(screen, LogScreen)]
         attached = {name for screen in screens for name in screen.attached}
-        self.dashboard.write_logs([line for line in lines if line.source not in attached] if attached else lines)
+        if not self.tail_mode:  # `lakedeck tail` never shows the dashboard: filling it would halve its speed
+            self.dashboard.write_logs([line for line in lines if line.source not in attached] if attached else lines)
         for screen in screens:
             kept = screen.accept(lines)
             if kept:
@@ -444,8 +467,8 @@ class LakedeckApp(App[int]):
 
 
 def run_console(config: Config, theme: str | None = None, read_only: bool = False, tail: bool = False,
-                tail_lines: int = 1000) -> int:
-    app = LakedeckApp(config, theme=theme, read_only=read_only, tail=tail, tail_lines=tail_lines)
+                tail_lines: int = 1000, tail_read=None) -> int:
+    app = LakedeckApp(config, theme=theme, read_only=read_only, tail=tail, tail_lines=tail_lines, tail_read=tail_read)
     app.run()
     _exit_promptly()
     return app.return_code or 0

@@ -135,9 +135,19 @@ def _tail(args: argparse.Namespace) -> int:
     if args.lines < 0:
         print("lakedeck tail: --lines cannot be negative", file=sys.stderr)
         return 2
+    config = tail_config(args.files, args.lines)
+    tail_read = None
+    if len(config.sources) == 1:  # read the file's end while Textual loads: the first frame can show it
+        import concurrent.futures
+
+        from backends.log_pager import FilePager
+
+        spec = config.sources[0]
+        pager = FilePager(spec.options["path"], spec.name)
+        tail_read = (pager, concurrent.futures.ThreadPoolExecutor(1).submit(pager.tail, args.lines))
     from .app import run_console
 
-    return run_console(tail_config(args.files, args.lines), theme=args.theme, tail=True, tail_lines=args.lines)
+    return run_console(config, theme=args.theme, tail=True, tail_lines=args.lines, tail_read=tail_read)
 
 
 def _load(path: str | None, refresh: float | None):

@@ -4,6 +4,7 @@ older lines from disk, and filtering a whole file. File work runs in threads; th
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 import time
@@ -222,11 +223,15 @@ class LogFlow:
         view.prepend_lines(older)
         screen.show_status()
 
-    async def reload_end(self, screen: LogScreen) -> None:
+    async def reload_end(self, screen: LogScreen, already: "concurrent.futures.Future[list[LogLine]] | None" = None) -> None:
+        """Show the end of the screen's file again (``already``: that read, started before the console was)."""
         if screen.pager is None:
             screen.view.set_follow(True)
             return
-        lines = await asyncio.to_thread(screen.pager.tail, screen.tail_lines)
+        if already is not None:
+            lines = await asyncio.wrap_future(already)
+        else:
+            lines = await asyncio.to_thread(screen.pager.tail, screen.tail_lines)
         view = screen.view
         view.clear()
         view.write_lines(lines)
