@@ -29,7 +29,10 @@ def is_stale(reading: Reading, interval: float, now: float) -> bool:
     return now - reading.ts > 3 * interval
 
 
-def sparkline(values: Sequence[float], width: int = 12, top: float | None = None) -> str:
+SPARK_WIDTH = 12
+
+
+def sparkline(values: Sequence[float], width: int = SPARK_WIDTH, top: float | None = None) -> str:
     """The last ``width`` values as block characters, scaled to ``top`` (or the largest value)."""
     recent = list(values)[-width:]
     if not recent:
@@ -94,7 +97,7 @@ def gauge_row(reading: GaugeReading, history: Iterable[float], stale: bool) -> R
         Cell(one_line(reading.label, 30), bold=True),
         Cell(bar(reading.percent), role),
         Cell(gauge_value(reading)),
-        Cell(sparkline(list(history), top=top), role),
+        Cell(sparkline(list(history), top=top).rjust(SPARK_WIDTH), role),  # full width from the start: no re-layout
         Cell(one_line(reading.reason, 80), "muted" if reading.state is State.OK else role),
     ))
 
