@@ -54,6 +54,7 @@ class Engine:
         self._subscribers: list[Subscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._attached: dict[str, tuple[SourceSpec, asyncio.Task[None]]] = {}
+        self._epoch = 0.0  # the loop time polls are aligned to
         self._wake: dict[str, asyncio.Event] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.read_only = config.read_only
@@ -83,6 +84,7 @@ class Engine:
     async def start(self) -> None:
         """Build each kind of source in a thread (adapter imports are slow) and start its loops as soon as
         it is built: a tcp check does not wait for psutil to load for the host adapter."""
+        self._epoch = asyncio.get_running_loop().time()
         by_kind: dict[tuple[str, str], list[SourceSpec]] = {}
         for spec in self.config.sources:
             by_kind.setdefault((spec.section, spec.kind), []).append(spec)
@@ -180,10 +182,16 @@ class Engine:
 
     async def _loop(self, name: str) -> None:
         wake = self._wake[name]
+        loop = asyncio.get_running_loop()
         while True:
             wake.clear()
             await self.poll_once(name)
-            delay = self.health[name].next_delay
+            health = self.health[name]
+            delay = health.next_delay
+            if delay == health.interval:
+                # on the engine's grid: sources with the same interval poll together, and the console
+                # draws their answers in one frame instead of one frame each
+                delay -= (loop.time() - self._epoch) % delay
             try:
                 await asyncio.wait_for(wake.wait(), delay)
             except asyncio.TimeoutError:

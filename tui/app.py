@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from backends.log_pager import FilePager
 
 FLUSH_DELAY = 0.25  # at most four screen updates a second, however busy the sources
+GATHER_DELAY = 0.03  # sources polled at the same moment answer within this and are drawn together
 LOG_BACKLOG = 10_000
 COUNT_ROLES = ((State.CRITICAL, "critical", "critical"), (State.UNKNOWN, "unknown", "unknown"),
                (State.WARN, "warn", "warn"), (State.OK, "ok", "ok"))
@@ -157,13 +158,11 @@ class LakedeckApp(App[int]):
             return  # a quiet log said "0 new lines" again: the once-a-second tick keeps its age current
         self._dirty = True
         if not self._flush_pending and not self.paused:
-            # the first update after a quiet spell is drawn at once; a burst is drawn at most 4 times a second
+            # the first update after a quiet spell is drawn almost at once (sources polled together land in
+            # one frame); a burst is drawn at most 4 times a second
             self._flush_pending = True
-            wait = FLUSH_DELAY - (time.monotonic() - self._last_flush)
-            if wait > 0:
-                self.set_timer(wait, self._flush)
-            else:
-                self.call_next(self._flush)
+            wait = max(GATHER_DELAY, FLUSH_DELAY - (time.monotonic() - self._last_flush))
+            self.set_timer(wait, self._flush)
 
     def refresh_view(self) -> None:
         """Draw the engine's current data now (tests and snapshots call this after a manual sweep)."""
