@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Callable
 
 from textual.app import App
 from textual.binding import Binding
-from textual.widget import Widget
 
 from backends.config import Config
 from backends.durations import format_age
