@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import LogLine
-from .compose import V1, V2, find_cli
+from .compose import V2, find_cli
 from .log_file import Piece
 from .log_stream import StreamSource
-from .service_base import PollFailed, capture
+from .service_base import capture
 
 PREFIX = re.compile(r"([^\s|]+) *\| ?")
 STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ?")
