@@ -133,6 +133,9 @@ class LogFlow:
         spec, source = engine.spec(name), engine.sources.get(name)
         if spec is None or source is None:
             return
+        if spec.section != "services":
+            self.app.notify("l opens the logs of a service or of a log line: select one of those", timeout=4)
+            return
         linked = spec.options.get("logs")
         if linked:
             screen = LogScreen(f"Logs · {name} ({linked})", {linked})
