@@ -10,6 +10,7 @@ from backends.actions import Action, ActionRefused, ActionResult, Tier
 from backends.model import State
 from backends.text import one_line, visible
 from widgets.action_panel import ActionPanel
+from widgets.key_bar import KeyBar
 from widgets.status_table import StatusTable
 
 from .modals import TextModal
@@ -119,6 +120,12 @@ class ActionFlow:
     def panel(self) -> ActionPanel:
         return self.app.dashboard.query_one(ActionPanel)
 
+    async def _open_panel(self) -> None:
+        """The output panel is mounted on the first action: a widget fewer to build for the first frame."""
+        dashboard = self.app.dashboard
+        if not dashboard.query(ActionPanel):
+            await dashboard.mount(ActionPanel(), before=dashboard.query_one(KeyBar))
+
     def _emit(self, line: str) -> None:
         """Called for every output line, maybe from an adapter's thread: only queue it here."""
         self._pending.append(visible(line))
@@ -139,6 +146,7 @@ class ActionFlow:
     async def _run(self, action: Action) -> None:
         self._loop = asyncio.get_running_loop()
         title = f"{action.title} {action.target}"
+        await self._open_panel()
         self.panel.start(title, self.engine.audit.redact(action.describe()))
         try:
             result = await self.engine.run_action(action, self._emit)

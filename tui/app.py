@@ -282,8 +282,8 @@ class LakedeckApp(App[int]):
         if isinstance(self.screen, LogScreen):
             self._leave_log_screen(self.screen)
             return
-        panel = self.dashboard.query_one(ActionPanel)
-        if panel.has_class("-open"):
+        panel = next(iter(self.dashboard.query(ActionPanel)), None)
+        if panel is not None and panel.has_class("-open"):
             panel.hide()
         elif self.dashboard.maximized is not None:
             self.dashboard.minimize()

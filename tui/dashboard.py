@@ -12,7 +12,6 @@ from textual.widget import Widget
 from backends.model import (CheckReading, GaugeReading, Pane as PaneKind, ProcessRow,
                             ProcessTableReading, Reading)
 from backends.keymap import KEYS
-from widgets.action_panel import ActionPanel
 from widgets.key_bar import KeyBar
 from backends.model import LogLine
 from widgets.log_view import LogView
@@ -68,7 +67,6 @@ class Dashboard(Screen):
                 with Pane(titles[name], numbers[name], EMPTY[name], id=f"pane-{name}") as pane:
                     yield pane.empty_notice
                     yield from self._pane_body(name)
-        yield ActionPanel()
         app = self.app
         yield KeyBar([(app.key_display(spec.id).split(" or ")[0], spec.label) for spec in KEYS if spec.show])
 
