@@ -80,8 +80,6 @@ class Dashboard(Screen):
             yield LogView(id="log-view", classes="pane--body")
 
     def on_mount(self) -> None:
-        for name, _ in PANES:
-            self.pane(name).show_empty(True)
         self.query_one("#services-table").focus()
 
     def pane(self, name: str) -> Pane:

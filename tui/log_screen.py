@@ -75,7 +75,6 @@ class LogScreen(Screen):
 
     def on_mount(self) -> None:
         self.view.focus()
-        self.pane.show_empty(True)
 
     @property
     def view(self) -> LogView:

@@ -43,7 +43,7 @@ class Pane(Vertical):
     """
 
     def __init__(self, title: str, number: int | None, empty_message: str, *, id: str) -> None:
-        super().__init__(id=id)
+        super().__init__(id=id, classes="-empty")  # empty until data comes: set now, not restyled after mount
         self.number = number
         self.title = title
         self.border_title = Content(f"{number} {title}" if number is not None else title)
