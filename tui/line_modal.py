@@ -27,10 +27,10 @@ class LineModal(ModalScreen[None]):
     DEFAULT_CSS = """
     LineModal { align: center middle; }
     LineModal > Vertical {
-        width: 95%; height: auto; max-height: 90%; border: round $accent; background: $surface; padding: 0 1;
+        width: 95%; height: 90%; border: round $accent; background: $surface; padding: 0 1;
     }
     LineModal .line--facts { height: auto; color: $text-muted; }
-    LineModal LogView { height: auto; max-height: 100%; }
+    LineModal LogView { height: 1fr; }
     """
 
     def __init__(self, title: str, facts: Sequence[tuple[str, str]], body: Sequence[str], text: str) -> None:
