@@ -36,7 +36,7 @@ TAIL_TARGET = 0.5  # seconds until the last line of the 1 GiB log is on screen
 RATES = (5_000, 10_000, 20_000, 40_000)  # lines/s appended while following
 FOLLOW_TARGET = 20_000
 LAG_LIMIT = 1.0  # a rate is followed when the p95 lag stays under this
-FOLLOW_WARMUP = 2.0  # seconds of writing before lags are sampled: lakedeck looks at a quiet file once a second,
+FOLLOW_WARMUP = 2.0  # seconds of writing before lags are sampled: lakedeck looks at a quiet file every 0.25 s,
 #                     and then catches up with what arrived meanwhile
 SAMPLE_EVERY = 0.1
 RSS_RATE = 10_000
@@ -466,7 +466,7 @@ def run(quick: bool = False) -> Section:
         f"of each on the {SIZES_MIB[0]} MiB log. "
         f"**Follow:** bench/log_writer.py appends `SEQ <n> <monotonic ns>` lines of 120 bytes in batches every "
         f"10 ms to a new file that the viewer already shows; after {FOLLOW_WARMUP:g} s of writing (not sampled: "
-        f"lakedeck looks at a quiet file once a second, then catches up), for {follow_seconds:g} s per rate, "
+        f"lakedeck looks at a quiet file every 0.25 s, then catches up), for {follow_seconds:g} s per rate, "
         f"every {SAMPLE_EVERY * 1000:.0f} ms: lag = the time stamp of the newest line in the file minus that of the "
         f"newest SEQ line on screen; one run per program and rate, `tail -F FILE` the floor (the terminal's cost "
         f"included). "
