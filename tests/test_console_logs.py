@@ -232,3 +232,13 @@ def test_log_screen_takes_only_its_own_new_lines():
 
 def _spec(name: str) -> SourceSpec:
     return SourceSpec("logs", name, "file", 1.0, 0.75, {"path": "/dev/null", "lines": 0})
+
+
+async def test_log_keys_are_rebindable_by_id():
+    app = make_app(keys={"log.follow": "F", "log.wrap": "W"})
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = await log_view_app(pilot, app, lines_at([f"row {i}" for i in range(100)]))
+        await pilot.press("f", "w")
+        assert view.following and not view.wrap  # the old keys no longer do it
+        await pilot.press("F", "W")
+        assert not view.following and view.wrap
