@@ -337,16 +337,8 @@ class LakedeckApp(App[int]):
         pane = pane_of(self.focused)
         if pane is None and self.screen is self.dashboard:
             pane = self.dashboard.pane(self._focused_pane())
-        if pane is not None and any(isinstance(w, (StatusTable, LogView)) for w in pane.query(".pane--body")):
-            await pane.open_filter(self._filter_text(pane))
-
-    @staticmethod
-    def _filterable(pane: Pane) -> list[StatusTable | LogView]:
-        return [w for w in pane.query(".pane--body") if isinstance(w, (StatusTable, LogView))]
-
-    def _filter_text(self, pane: Pane) -> str:
-        targets = self._filterable(pane)
-        return targets[0].filter_text if targets else ""
+        if pane is not None and pane.filter_targets():
+            await pane.open_filter(pane.filter_text())
 
     def _prompt_pane(self) -> Pane | None:
         """The pane whose prompt (filter, find...) has the focus, if one has."""
@@ -357,7 +349,7 @@ class LakedeckApp(App[int]):
             return
         pane = pane_of(event.input)
         if pane is not None:
-            for target in self._filterable(pane):
+            for target in pane.filter_targets():
                 target.set_filter(event.value)
             self._after_filter(pane)
 
@@ -376,7 +368,7 @@ class LakedeckApp(App[int]):
 
     def _close_prompt(self, pane: Pane, clear: bool) -> None:
         if clear:
-            for target in self._filterable(pane):
+            for target in pane.filter_targets():
                 target.set_filter("")
             screen = pane.screen
             if isinstance(screen, LogScreen) and (self.logs.cancel_scan(screen) or screen.scan_note):

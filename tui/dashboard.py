@@ -163,7 +163,7 @@ class Dashboard(Screen):
         if name == "logs":
             status = " · ".join(part for part in (self.log_view.status(), status) if part)
         else:
-            active_filter = self.filter_of(name)
+            active_filter = self.pane(name).filter_text()
             if active_filter:
                 status = f"filter: {active_filter} · {status}" if status else f"filter: {active_filter}"
         pane.set_status(status, stale)
@@ -174,19 +174,6 @@ class Dashboard(Screen):
 
     def write_logs(self, lines: Sequence[LogLine]) -> None:
         self.log_view.write_lines(lines)
-
-    # -- filter ----------------------------------------------------------------------------------
-
-    def filterable(self, name: str) -> list[StatusTable | LogView]:
-        return [w for w in self.pane(name).query(".pane--body") if isinstance(w, (StatusTable, LogView))]
-
-    def filter_of(self, name: str) -> str:
-        targets = self.filterable(name)
-        return targets[0].filter_text if targets else ""
-
-    def set_filter(self, name: str, text: str) -> None:
-        for target in self.filterable(name):
-            target.set_filter(text)
 
     def on_status_table_row_selected(self, event: StatusTable.RowSelected) -> None:
         event.stop()

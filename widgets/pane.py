@@ -70,6 +70,14 @@ class Pane(Vertical):
         self.add_class("-filtering")
         self.filter_input.focus()
 
+    def filter_targets(self) -> list:
+        """The pane's bodies that can be filtered: its tables and log views."""
+        return [w for w in self.query(".pane--body") if hasattr(w, "set_filter")]
+
+    def filter_text(self) -> str:
+        targets = self.filter_targets()
+        return targets[0].filter_text if targets else ""
+
     def close_filter(self) -> None:
         self.remove_class("-filtering")
 
