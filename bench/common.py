@@ -254,3 +254,16 @@ def machine(version: str) -> list[str]:
         f"- lakedeck {metadata.version('lakedeck')} at {version}; every section ran this code, copied to "
         f"bench/out/lakedeck-src when the run started",
     ]
+
+
+# The vocabulary of the benchmarks' logs: a lakehouse's services, mostly INFO and DEBUG.
+LOG_LEVELS = ["INFO"] * 60 + ["DEBUG"] * 30 + ["WARN"] * 7 + ["ERROR"] * 3
+LOG_COMPONENTS = ["ingest-worker", "compactor", "catalog-sync", "query-gateway", "lineage-api", "scheduler"]
+LOG_MESSAGES = [
+    "flushed batch {n} to s3://lake/raw/events part={p:05d} rows={r} in {ms} ms",
+    "committed snapshot {n} on table analytics.orders ({r} files added)",
+    "served GET /api/v1/tables/{p} status=200 bytes={r} in {ms} ms",
+    "cache refresh for namespace sales took {ms} ms, {r} entries",
+    "checkpoint {n} written, lag {ms} ms, watermark offset {r}",
+]
+LOG_TIMEOUT = "upstream timeout after 30 s calling catalog at 10.0.{p}.7:8181 (attempt {r})"

@@ -18,19 +18,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from common import OUT, Row, Section, listing, median
+from common import LOG_COMPONENTS, LOG_LEVELS, LOG_MESSAGES, LOG_TIMEOUT, OUT, Row, Section, listing, median
 
 MIB = 1024 * 1024
-LEVELS = ["INFO"] * 60 + ["DEBUG"] * 30 + ["WARN"] * 7 + ["ERROR"] * 3
-COMPONENTS = ["ingest-worker", "compactor", "catalog-sync", "query-gateway", "lineage-api", "scheduler"]
-MESSAGES = [
-    "flushed batch {n} to s3://lake/raw/events part={p:05d} rows={r} in {ms} ms",
-    "committed snapshot {n} on table analytics.orders ({r} files added)",
-    "served GET /api/v1/tables/{p} status=200 bytes={r} in {ms} ms",
-    "cache refresh for namespace sales took {ms} ms, {r} entries",
-    "checkpoint {n} written, lag {ms} ms, watermark offset {r}",
-]
-TIMEOUT = "upstream timeout after 30 s calling catalog at 10.0.{p}.7:8181 (attempt {r})"
+LEVELS, COMPONENTS, MESSAGES, TIMEOUT = LOG_LEVELS, LOG_COMPONENTS, LOG_MESSAGES, LOG_TIMEOUT
 
 
 def log_file(size_mib: int) -> Path:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import psutil
 
-from common import (BENCH, HELLO, OUT, PYTHON, Row, Section, Session, cpu_seconds, lakedeck_argv, listing, median,
-                    ratio, rss_mb, tmux, tmux_server)
+from common import (BENCH, HELLO, LOG_COMPONENTS, LOG_LEVELS, LOG_MESSAGES, LOG_TIMEOUT, OUT, PYTHON, Row, Section,
+                    Session, cpu_seconds, lakedeck_argv, listing, median, ratio, rss_mb, tmux, tmux_server)
 
 MIB = 1024 * 1024
 SIZES_MIB = (100, 1024)
@@ -50,16 +50,7 @@ WRITER = [PYTHON, str(BENCH / "log_writer.py")]
 
 PLACEHOLDER = b"YYYY-MM-DDTHH:MM"  # each block of lines is one minute; its date and minute are filled in per block
 LINES_PER_MINUTE = 8_000  # ~1 MB of ~120-byte lines a minute
-LEVELS = ["INFO"] * 60 + ["DEBUG"] * 30 + ["WARN"] * 7 + ["ERROR"] * 3
-LOGGERS = ["ingest-worker", "compactor", "catalog-sync", "query-gateway", "lineage-api", "scheduler"]
-MESSAGES = [
-    "flushed batch {n} to s3://lake/raw/events part={p:05d} rows={r} in {ms} ms",
-    "committed snapshot {n} on table analytics.orders ({r} files added)",
-    "served GET /api/v1/tables/{p} status=200 bytes={r} in {ms} ms",
-    "cache refresh for namespace sales took {ms} ms, {r} entries",
-    "checkpoint {n} written, lag {ms} ms, watermark offset {r}",
-    "upstream timeout after 30 s calling catalog at 10.0.{p}.7:8181 (attempt {r})",
-]
+LEVELS, LOGGERS, MESSAGES = LOG_LEVELS, LOG_COMPONENTS, [*LOG_MESSAGES, LOG_TIMEOUT]
 START_MINUTE = time.mktime((2026, 11, 21, 0, 0, 0, 0, 0, 0)) - time.timezone  # 2026-11-21T00:00Z
 MARKER = re.compile(rb"LAST-LINE-[0-9a-f]{32}")
 
