@@ -3,8 +3,8 @@
 The first poll shows the last lines of the newest 64 KiB (``tailProcessStdoutLog``). Later polls ask for
 the log's size (a tail of length 0) and read exactly the new bytes (``readProcessStdoutLog``): a tail with
 a length returns the *last* ``length`` bytes, not the bytes from the offset asked for. supervisord decodes
-what it sends as strict UTF-8 and XML cannot carry control characters (colour codes): such a chunk cannot
-be sent at all, so it is skipped and the reading says so.
+what it sends as strict UTF-8: a chunk that is not cannot be sent at all (HTTP 500), so it is skipped and
+the reading says so. Control characters (colour codes) arrive intact: see supervisor_rpc.ControlCharactersSurvive.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ become ``PollFailed`` with a reason; ``xmlrpc.client.Fault`` (supervisord said n
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import xmlrpc.client
 from dataclasses import dataclass
@@ -24,6 +25,43 @@ ABNORMAL_TERMINATION = 40
 SPAWN_ERROR = 50
 ALREADY_STARTED = 60
 NOT_RUNNING = 70
+
+
+# supervisord writes a program's output into its XML as it is, but XML 1.0 cannot hold most control
+# characters (ESC of a colour code): expat rejects the whole answer. They are sheltered in private-use
+# characters for the parse and put back after, so a log with colours reads like any other.
+_XML_FORBIDDEN = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_SHELTERED = re.compile("[\ue000-\ue01f]")
+
+
+def _shelter(match: re.Match[bytes]) -> bytes:
+    return chr(0xE000 + match.group()[0]).encode("utf-8")
+
+
+def _restore(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SHELTERED.sub(lambda m: chr(ord(m.group()) - 0xE000), value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_restore(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _restore(item) for key, item in value.items()}
+    return value
+
+
+class ControlCharactersSurvive:
+    """Mixed into the transports: ``parse_response`` as the standard library's, control characters kept."""
+
+    def parse_response(self, response: http.client.HTTPResponse) -> Any:
+        stream: Any = response
+        if response.getheader("Content-Encoding", "") == "gzip":
+            stream = xmlrpc.client.GzipDecodedResponse(response)
+        data = stream.read()
+        if stream is not response:
+            stream.close()
+        parser, unmarshaller = self.getparser()  # type: ignore[attr-defined]
+        parser.feed(_XML_FORBIDDEN.sub(_shelter, data))
+        parser.close()
+        return _restore(unmarshaller.close())
 
 
 class UnixStreamHTTPConnection(http.client.HTTPConnection):
@@ -44,7 +82,7 @@ class UnixStreamHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-class UnixStreamTransport(xmlrpc.client.Transport):
+class UnixStreamTransport(ControlCharactersSurvive, xmlrpc.client.Transport):
     def __init__(self, socket_path: str, timeout: float) -> None:
         super().__init__()
         self.socket_path = socket_path
@@ -58,7 +96,7 @@ class UnixStreamTransport(xmlrpc.client.Transport):
         return self._connection[1]
 
 
-class TimeoutTransport(xmlrpc.client.Transport):
+class TimeoutTransport(ControlCharactersSurvive, xmlrpc.client.Transport):
     def __init__(self, timeout: float) -> None:
         super().__init__()
         self.timeout = timeout
@@ -69,7 +107,7 @@ class TimeoutTransport(xmlrpc.client.Transport):
         return connection
 
 
-class TimeoutSafeTransport(xmlrpc.client.SafeTransport):
+class TimeoutSafeTransport(ControlCharactersSurvive, xmlrpc.client.SafeTransport):
     def __init__(self, timeout: float) -> None:
         super().__init__()
         self.timeout = timeout
