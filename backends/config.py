@@ -144,6 +144,35 @@ def _service(**fields: Field) -> dict[str, Field]:
     )
 
 
+def _overrides_known(kind: str, validate=None):
+    """An ``actions:`` entry without a command or a request only changes the tier of one of the adapter's
+    own actions: naming one the adapter does not have (a typo of ``restart``) would silently change nothing."""
+    from .adapters import ACTION_IDS
+
+    ids = ACTION_IDS.get(("services", kind), ())
+
+    def check(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
+        if validate is not None:
+            validate(out, node, ctx, what)
+        for index, entry in enumerate(out.get("actions") or ()):
+            if entry.get("command") or entry.get("http") or entry["id"] in ids:
+                continue
+            offered = ", ".join(ids) if ids else "none"
+            raise ctx.error(_entry_node(node, "actions", index) or node,
+                            f"{what}.actions[{index}]: {entry['id']!r} is not an action of a {kind} service, so a "
+                            f"tier for it changes nothing (expected one of its actions: {offered}; or give the new "
+                            "action a command or http)")
+    return check
+
+
+def _entry_node(node: yaml.Node, key: str, index: int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if key_node.value == key and isinstance(value_node, yaml.SequenceNode) and index < len(value_node.value):
+                return value_node.value[index]
+    return None
+
+
 def _exactly_one(*names: str):
     def validate(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
         given = [n for n in names if out.get(n) is not None]
@@ -162,48 +191,48 @@ SERVICE_KINDS = {
         verify_tls=Field(Bool(), default=True, help="verify TLS certificates"),
         ca_file=Field(Str(), help="a CA bundle to verify against"),
         warn_latency=Field(Duration(), help="WARN when slower than this"),
-    )),
+    ), validate=_overrides_known("http")),
     "tcp": Obj(_service(
         host=Field(Str(), default="127.0.0.1"),
         port=Field(Int(1, 65535), required=True, help="a port number"),
         warn_latency=Field(Duration(), help="WARN when connecting takes longer than this"),
-    )),
+    ), validate=_overrides_known("tcp")),
     "process": Obj(_service(
         process=Field(Str(), help="the process name, exactly"),
         cmdline=Field(Str(), help="text to find in the command line"),
         pidfile=Field(Str(), help="a file holding the pid"),
         min_count=Field(Int(1), default=1, help="CRITICAL below this many matching processes"),
-    ), validate=_exactly_one("process", "cmdline", "pidfile")),
+    ), validate=_overrides_known("process", _exactly_one("process", "cmdline", "pidfile"))),
     "command": Obj(_service(
         command=Field(ListOf(Str(), min_items=1), required=True, help="argument list, e.g. [pg_isready, -q]"),
         ok_codes=Field(ListOf(Int(0, 255), single_ok=True), default=lambda: [0]),
         warn_codes=Field(ListOf(Int(0, 255), single_ok=True), default=lambda: [1]),
         cwd=Field(Str()),
         env=Field(MapOf(Str(non_empty=False)), default=dict, help="extra environment variables"),
-    )),
+    ), validate=_overrides_known("command")),
     "systemd": Obj(_service(
         unit=Field(Str(), required=True, help="the unit, e.g. streamlit.service"),
         user=Field(Bool(), default=False, help="a --user unit"),
         sudo=Field(Bool(), default=False, help="run actions through sudo -n (never prompts)"),
-    )),
+    ), validate=_overrides_known("systemd")),
     "compose": Obj(_service(
         file=Field(Str(), required=True, help="the compose file"),
         service=Field(Str(), required=True, help="the service in it"),
         project=Field(Str(), help="the project name (-p)"),
-    )),
+    ), validate=_overrides_known("compose")),
     "supervisor": Obj(_service(
         url=Field(Str(), required=True, help="http://127.0.0.1:9001/RPC2 or unix:///run/supervisor.sock"),
         program=Field(Str(), required=True, help="the program name in supervisord"),
         username=Field(Str()),
         password=Field(Str(), help="use ${VAR}; it is redacted from the audit log"),
-    )),
+    ), validate=_overrides_known("supervisor")),
     "kubernetes": Obj(_service(
         deployment=Field(Str(), help="a deployment's name"),
         statefulset=Field(Str(), help="a statefulset's name"),
         namespace=Field(Str(), default="default"),
         context=Field(Str(), help="the kubectl context (default: the current one)"),
         kubectl=Field(Str(), default="kubectl", help="the kubectl binary"),
-    ), validate=_exactly_one("deployment", "statefulset")),
+    ), validate=_overrides_known("kubernetes", _exactly_one("deployment", "statefulset"))),
 }
 
 HOST_KINDS = {

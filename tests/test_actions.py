@@ -169,3 +169,36 @@ def test_headless_action_exit_codes(tmp_path):
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 8 and "refused" in out.stdout
     out = lakedeck("audit", "-c", c, "--json", cwd=tmp_path)
     assert len(json.loads(out.stdout)) == 8
+
+
+@pytest.mark.parametrize("kind, options, state", [
+    ("systemd", {"unit": "web.service"}, {}),
+    ("compose", {"file": "compose.yaml", "service": "web"}, {"running": 2}),
+    ("supervisor", {"url": "http://127.0.0.1:9001/RPC2", "program": "web"}, {}),
+    ("kubernetes", {"deployment": "web"}, {"desired": 2}),
+])
+def test_the_action_ids_config_may_override_are_exactly_what_each_adapter_offers(kind, options, state):
+    """ACTION_IDS is what config validation checks tier overrides against: it must not drift from the adapters."""
+    from backends.adapters import ACTION_IDS
+    from helpers import source_for
+
+    source = source_for("services", kind, name="web", **options)
+    for attribute, value in state.items():  # a polled state, in which every action is offered
+        setattr(source, attribute, value)
+    assert tuple(action.id for action in source.actions()) == ACTION_IDS[("services", kind)]
+
+
+def test_a_tier_override_for_an_action_the_adapter_lacks_is_a_config_error():
+    from backends import config as cfg
+    from backends.schema import ConfigError
+
+    text = ("services:\n  - name: web\n    kind: supervisor\n    url: http://127.0.0.1:9001/RPC2\n    program: web\n"
+            "    actions:\n      - {id: restrat, tier: destructive}\n      - {id: flush, command: [\"true\"]}\n")
+    with pytest.raises(ConfigError) as raised:
+        cfg.parse(text, "x.yaml", {})
+    assert str(raised.value) == (
+        "x.yaml:7:9: services[0].actions[0]: 'restrat' is not an action of a supervisor service, so a tier for it "
+        "changes nothing (expected one of its actions: start, stop, restart, tail; or give the new action a command "
+        "or http)")
+    fixed = cfg.parse(text.replace("restrat", "restart"), "x.yaml", {})
+    assert [entry["id"] for entry in fixed.sources[0].options["actions"]] == ["restart", "flush"]

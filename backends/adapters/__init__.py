@@ -27,6 +27,15 @@ REGISTRY: dict[tuple[str, str], str] = {
     ("logs", "supervisor"): "log_supervisor:LogSupervisor",
 }
 
+# The ids of the actions each kind can offer (some only in some states, like scale-down): what a config's
+# tier override may name. tests/test_actions.py keeps this true to the adapters.
+ACTION_IDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("services", "systemd"): ("start", "stop", "restart", "reload"),
+    ("services", "compose"): ("start", "stop", "restart", "up", "scale-up", "scale-down"),
+    ("services", "supervisor"): ("start", "stop", "restart", "tail"),
+    ("services", "kubernetes"): ("restart", "rollout-status", "scale-up", "scale-down"),
+}
+
 
 def build_source(spec: "SourceSpec", config: "Config") -> "Source":
     module_name, class_name = REGISTRY[(spec.section, spec.kind)].split(":")
