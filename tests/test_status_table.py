@@ -168,3 +168,15 @@ async def test_columns_wider_than_the_widget_scroll_sideways():
         table.scroll_to(x=table.max_scroll_x, animate=False)
         await pilot.pause()
         assert "the-end" in screen_text(app)
+
+
+def test_role_styles_read_every_theme_including_ansi_colour_names():
+    """The ansi theme names colours the Textual way (ansi_bright_red), which Rich does not parse."""
+    from themes import THEMES
+    from widgets.cells import role_styles
+
+    for theme in THEMES.values():
+        styles = role_styles({**theme.variables, "accent": theme.accent or ""})
+        assert styles["critical"].color is not None, theme.name
+    ansi = role_styles(THEMES["ansi"].variables)
+    assert ansi["critical"].color.number == 9 and ansi["ok"].color.number == 2

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.color import Color as RichColor
 from rich.style import Style
 from rich.text import Text
+from textual.color import Color
 
 ROLE_VARIABLES = {
     "ok": "status-ok",
@@ -42,11 +44,21 @@ class Row:
         return needle.lower() in haystack.lower()
 
 
+def _rich_colour(value: str | None) -> RichColor | None:
+    """A theme's colour in Rich's terms: Textual's names (``ansi_bright_red``, ``$accent`` values) are not Rich's."""
+    if not value:
+        return None
+    try:
+        return Color.parse(value).rich_color
+    except Exception:  # a colour Textual cannot parse: the role goes uncoloured rather than the view breaking
+        return None
+
+
 def role_styles(variables: dict[str, str]) -> dict[str, Style]:
     """Rich styles for each role from a theme's CSS variables."""
     styles = {}
     for role, variable in ROLE_VARIABLES.items():
-        colour = variables.get(variable)
+        colour = _rich_colour(variables.get(variable))
         styles[role] = Style(color=colour, dim=role == "muted") if colour else Style(dim=role in ("stale", "muted"))
     return styles
 
