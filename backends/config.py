@@ -259,6 +259,8 @@ LOG_KINDS = {
                       help="argument list of a command that streams lines, e.g. [kubectl, logs, -f, deploy/api]"),
         cwd=Field(Str(), help="working directory of the command"),
         env=Field(MapOf(Str(non_empty=False)), default=dict, help="extra environment variables"),
+        resume_since=Field(Str(), help="after a restart, drop --tail and add FLAG=<time of the newest line seen>, "
+                                       "skipping lines not newer, e.g. --since-time for kubectl logs --timestamps"),
     )),
     "journald": Obj(_common(
         unit=Field(Str(), required=True, help="the systemd unit, e.g. trino.service"),

@@ -195,3 +195,25 @@ async def test_the_engine_is_woken_by_new_lines_long_before_the_interval(tmp_pat
         await engine.stop()
     assert [line.text for line in engine.readings["app"].lines] == ["woke it"]
     assert gone(pid)  # stopping the engine closed the stream
+
+
+async def test_a_resumed_command_asks_since_the_newest_line_and_repeats_nothing(tmp_path, closing):
+    """kubectl logs -f ends when its pod goes; the restart asks --since-time instead of --tail and skips what
+    was shown (kubectl's --since-time includes the line at that time). A script plays kubectl here."""
+    calls = tmp_path / "calls"
+    script = ("import sys\n"
+              f"open({str(calls)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+              "lines = ['2026-11-22T10:00:01.000000Z one', '2026-11-22T10:00:02.500000Z two']\n"
+              "if any(a.startswith('--since-time=') for a in sys.argv):\n"
+              "    lines = ['2026-11-22T10:00:02.500000Z two', '2026-11-22T10:00:03.000000Z three']\n"
+              "print('\\n'.join(lines), flush=True)\n"
+              "sys.exit(1)\n")
+    source = source_for("logs", "command", name="pods", command=[sys.executable, "-c", script, "--tail=200", "-f"],
+                        resume_since="--since-time")
+    closing(source)
+    first = await poll_until(source, ended)
+    assert texts(first) == ["2026-11-22T10:00:01.000000Z one", "2026-11-22T10:00:02.500000Z two"]
+    await poll_once(source)  # the restart
+    second = await poll_until(source, ended)
+    assert texts(second) == ["2026-11-22T10:00:03.000000Z three"]
+    assert calls.read_text().splitlines() == ["--tail=200 -f", "-f --since-time=2026-11-22T10:00:02.500000Z"]

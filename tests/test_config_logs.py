@@ -44,7 +44,8 @@ def test_every_log_kind_validates_with_its_defaults():
     """)
     options = {s.name: (s.kind, dict(s.options)) for s in config.section("logs")}
     assert options == {
-        "api pods": ("command", {"command": ["kubectl", "logs", "-f", "deploy/api"], "cwd": None, "env": {}}),
+        "api pods": ("command", {"command": ["kubectl", "logs", "-f", "deploy/api"], "cwd": None, "env": {},
+                                 "resume_since": None}),
         "trino": ("journald", {"unit": "trino.service", "user": False, "lines": 200, "journalctl": "journalctl"}),
         "shop web": ("compose", {"file": "/srv/shop/compose.yaml", "service": "web", "project": None, "lines": 200}),
         "worker": ("supervisor", {"url": "unix:///run/supervisor.sock", "program": "worker", "username": None,

@@ -39,6 +39,7 @@ def test_kubernetes_runs_kubectl_logs_of_the_workload():
     spec = source_for("services", "kubernetes", name="api", deployment="api", namespace="shop", context="prod",
                       kubectl="/opt/bin/kubectl", **TIMING).log_spec()
     assert (spec.name, spec.kind, spec.timeout) == ("api logs", "command", 4.0)
+    assert spec.options["resume_since"] == "--since-time"
     assert spec.options["command"] == ["/opt/bin/kubectl", "logs", "-f", "--tail=200", "--timestamps",
                                        "deployment/api", "-n", "shop", "--context", "prod"]
     spec = source_for("services", "kubernetes", name="db", statefulset="pg").log_spec()

@@ -42,7 +42,7 @@ class KubernetesWorkload(ServiceSource):
         """``kubectl logs -f`` of the workload (kubectl picks one of its pods)."""
         argv = [self.kubectl, "logs", "-f", f"--tail={LOG_BACKLOG}", "--timestamps", self.ref, "-n", self.namespace,
                 *(["--context", self.context] if self.context else [])]
-        return self.log_spec_of("command", command=argv)
+        return self.log_spec_of("command", command=argv, resume_since="--since-time")  # a new pod: no repeats
 
     def kubectl_argv(self, *args: str) -> list[str]:
         return [self.kubectl, *(["--context", self.context] if self.context else []), "-n", self.namespace, *args]
