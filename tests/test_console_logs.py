@@ -242,3 +242,16 @@ async def test_log_keys_are_rebindable_by_id():
         assert view.following and not view.wrap  # the old keys no longer do it
         await pilot.press("F", "W")
         assert not view.following and view.wrap
+
+
+async def test_a_filter_keeps_a_paused_view_at_the_same_moment():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = await log_view_app(pilot, app, lines_at([f"{'error' if i % 10 == 0 else 'info'} at minute {i}"
+                                                         for i in range(300)]))
+        await pilot.press("T", *"0m", "enter")  # now: minute 60 of the lines, which start an hour back
+        await pilot.pause()
+        assert view.selected_line.text == "error at minute 60" and not view.following
+        await pilot.press("down", "down", "down")  # minute 63
+        await pilot.press("slash", *"error", "enter")
+        assert view.selected_line.text == "error at minute 70"  # the first match at or after minute 63

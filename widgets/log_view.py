@@ -204,9 +204,13 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
 
     def set_filter(self, text: str) -> LineFilter | None:
         """Show only lines matching ``text`` (regex, smart case, leading ``!`` inverts)."""
+        selected = None if self.follow else self.selected_line
         matcher = self.buffer.set_filter(text)
         self._row_starts = None
-        self.cursor = -1 if self.follow else min(self.cursor, len(self.buffer.shown) - 1)
+        if selected is not None:  # stay at the same moment: the selected line, or the nearest shown after it
+            self.cursor = min(self.buffer.index_at(selected.ts), max(0, len(self.buffer.shown) - 1))
+        else:
+            self.cursor = -1
         self._resize()
         self._show_cursor()
         self.post_message(self.Changed(self))
