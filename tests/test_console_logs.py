@@ -255,3 +255,15 @@ async def test_a_filter_keeps_a_paused_view_at_the_same_moment():
         await pilot.press("down", "down", "down")  # minute 63
         await pilot.press("slash", *"error", "enter")
         assert view.selected_line.text == "error at minute 70"  # the first match at or after minute 63
+
+
+async def test_log_keys_are_in_the_palette():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = await log_view_app(pilot, app, lines_at(["one", "two"]))
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Wrap")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        assert await until(pilot, lambda: view.wrap)
