@@ -106,6 +106,7 @@ async def until(pilot, condition, seconds: float = 5.0) -> bool:
     """Wait for what a key set off (an audit write in a thread, a modal, a poll) on a machine of any speed."""
     for _ in range(int(seconds / 0.05)):
         if condition():
+            await pilot.pause()  # and let the screen catch up: a pushed screen is drawn a moment later
             return True
         await pilot.pause(0.05)
     return condition()
