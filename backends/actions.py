@@ -51,6 +51,18 @@ class Action:
     timeout: float = 60.0
     expect: str = ""  # the transition shown on the row while it runs: "restarting", "stopping"...
     cwd: str | None = None
+    # An action on part of a source (a DAG of an Airflow instance, a run of that DAG): ``target`` names the
+    # part ("airflow:etl_daily"), ``source`` the engine source that runs it, ``ref`` what its adapter needs.
+    source: str = ""
+    ref: tuple[str, ...] = ()
+    confirm: str = ""  # what a destructive action asks the operator to type (default: the target)
+    ask: str = ""  # a value to ask for before confirming (a --select, a run's conf), as its prompt
+    value: str = ""  # the value given to ``ask``
+
+    @property
+    def owner(self) -> str:
+        """The engine source that runs this action."""
+        return self.source or self.target
 
     def describe(self) -> str:
         """The exact command or request, as shown before it runs and written to the audit log."""

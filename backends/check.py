@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from .config import Config
 from .engine import Engine
-from .model import CheckReading, GaugeReading, LogReading, ProcessTableReading, Reading, State
+from .model import CheckReading, GaugeReading, LogReading, PipelineReading, ProcessTableReading, Reading, State
 from .text import one_line
 
 
@@ -20,6 +20,8 @@ def summarize(reading: Reading) -> str:
         return reading.target
     if isinstance(reading, LogReading):
         return reading.path
+    if isinstance(reading, PipelineReading):
+        return f"{reading.kind} " + ("paused" if reading.paused else reading.status)
     if isinstance(reading, ProcessTableReading):
         return f"top {len(reading.by_cpu)} processes"
     return ""

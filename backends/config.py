@@ -144,12 +144,13 @@ def _service(**fields: Field) -> dict[str, Field]:
     )
 
 
-def _overrides_known(kind: str, validate=None):
+def _overrides_known(kind: str, validate=None, section: str = "services"):
     """An ``actions:`` entry without a command or a request only changes the tier of one of the adapter's
     own actions: naming one the adapter does not have (a typo of ``restart``) would silently change nothing."""
     from .adapters import ACTION_IDS
 
-    ids = ACTION_IDS.get(("services", kind), ())
+    ids = ACTION_IDS.get((section, kind), ())
+    noun = "service" if section == "services" else "pipeline source"
 
     def check(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
         if validate is not None:
@@ -159,7 +160,7 @@ def _overrides_known(kind: str, validate=None):
                 continue
             offered = ", ".join(ids) if ids else "none"
             raise ctx.error(_entry_node(node, "actions", index) or node,
-                            f"{what}.actions[{index}]: {entry['id']!r} is not an action of a {kind} service, so a "
+                            f"{what}.actions[{index}]: {entry['id']!r} is not an action of a {kind} {noun}, so a "
                             f"tier for it changes nothing (expected one of its actions: {offered}; or give the new "
                             "action a command or http)")
     return check
@@ -284,12 +285,60 @@ LOG_KINDS = {
     )),
 }
 
+def _pipelines(**fields: Field) -> dict[str, Field]:
+    """A pipeline source: its kind's fields, freshness, tier overrides and read-only."""
+    return _service(
+        **fields,
+        max_age=Field(Duration(), help="late (WARN) when a pipeline's last success is older; CRITICAL at twice"),
+        max_age_for=Field(MapOf(Duration()), default=dict,
+                          help="max age per pipeline, by name or glob, e.g. {nightly_*: 26h}"),
+    )
+
+
+PIPELINE_KINDS = {
+    "airflow": Obj(_pipelines(
+        url=Field(Str(), required=True, help="the API server, e.g. http://127.0.0.1:8080"),
+        api=Field(Str(("v2", "v1")), default="v2", help="v2: Airflow 3 (token from /auth/token); v1: Airflow 2 (basic auth)"),
+        username=Field(Str()),
+        password=Field(Str(), help="use ${VAR}; it is redacted from the audit log"),
+        dags=Field(ListOf(Str(), single_ok=True), default=list, help="DAG ids or globs to show (default: all)"),
+        verify_tls=Field(Bool(), default=True),
+        ca_file=Field(Str(), help="a CA bundle to verify against"),
+    ), validate=_overrides_known("airflow", section="pipelines")),
+    "dbt": Obj(_pipelines(
+        project_dir=Field(Str(), required=True, help="the dbt project (where dbt_project.yml is)"),
+        profiles_dir=Field(Str(), help="where profiles.yml is (default: the project directory)"),
+        target_path=Field(Str(), default="target", help="dbt's target directory, relative to the project"),
+        dbt=Field(Str(), default="dbt", help="the dbt executable"),
+        target=Field(Str(), help="the profile target (--target)"),
+    ), validate=_overrides_known("dbt", section="pipelines")),
+    "rest": Obj(_pipelines(
+        url=Field(Str(), required=True, help="the pipelines API, e.g. http://127.0.0.1:8080/api/v1/analytics/pipelines"),
+        paths=Field(MapOf(Str(), key_choices=("status", "item", "errors", "start", "stop", "restart", "pause",
+                                              "retry", "clear_errors")), default=dict,
+                    help="URL templates under url, e.g. {item: /{name}/status} (defaults: the analytics engine's)"),
+        fields=Field(MapOf(Str(), key_choices=("list", "name", "status", "last_run", "last_success", "duration",
+                                               "errors", "message")), default=dict,
+                     help="dotted JSON fields, e.g. {list: pipelines, status: state}"),
+        headers=Field(MapOf(Str(non_empty=False)), default=dict, help="request headers; use ${VAR} for secrets"),
+        verify_tls=Field(Bool(), default=True),
+        ca_file=Field(Str(), help="a CA bundle to verify against"),
+    ), validate=_overrides_known("rest", section="pipelines")),
+    "lineage": Obj(_pipelines(
+        url=Field(Str(), required=True, help="the Marquez (OpenLineage) API, e.g. http://127.0.0.1:5000"),
+        namespaces=Field(ListOf(Str(), single_ok=True), default=list, help="namespaces to show (default: all)"),
+        depth=Field(Int(1, 20), default=5, help="how deep the upstream and downstream trees go"),
+        headers=Field(MapOf(Str(non_empty=False)), default=dict, help="request headers; use ${VAR} for secrets"),
+    ), validate=_overrides_known("lineage", section="pipelines")),
+}
+
 SECTIONS = {
     "services": SERVICE_KINDS,
     "hosts": HOST_KINDS,
+    "pipelines": PIPELINE_KINDS,
     "logs": LOG_KINDS,
 }
-SECTION_DEFAULT_KIND = {"services": None, "hosts": "local", "logs": "file"}
+SECTION_DEFAULT_KIND = {"services": None, "hosts": "local", "pipelines": None, "logs": "file"}
 
 ROOT = Obj({
     "refresh": Field(Duration(0.1), default=DEFAULT_REFRESH, help="how often sources are polled"),
@@ -408,15 +457,16 @@ def build(raw: dict[str, Any], origin: str, node: yaml.Node | None = None, ctx: 
 def _check_log_references(sources: list[SourceSpec], root: yaml.Node | None, ctx: Context | None) -> None:
     """A service's ``logs:`` must name a source in the logs section."""
     logs = [s.name for s in sources if s.section == "logs"]
-    for index, spec in enumerate(s for s in sources if s.section == "services"):
-        wanted = spec.options.get("logs")
-        if wanted is None or wanted in logs:
-            continue
-        item_node = _item_node(root, "services", index)
-        value_node = _value_node(item_node, "logs") or item_node
-        expected = f"one of: {', '.join(logs)}" if logs else "a source defined under logs:, and there is none"
-        _fail(ctx, value_node, f"services[{index}].logs is {wanted!r}, which is not the name of a log source "
-                               f"(expected {expected})")
+    for section in ("services", "pipelines"):
+        for index, spec in enumerate(s for s in sources if s.section == section):
+            wanted = spec.options.get("logs")
+            if wanted is None or wanted in logs:
+                continue
+            item_node = _item_node(root, section, index)
+            value_node = _value_node(item_node, "logs") or item_node
+            expected = f"one of: {', '.join(logs)}" if logs else "a source defined under logs:, and there is none"
+            _fail(ctx, value_node, f"{section}[{index}].logs is {wanted!r}, which is not the name of a log source "
+                                   f"(expected {expected})")
 
 
 def _value_node(item: yaml.Node | None, key: str) -> yaml.Node | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -62,7 +63,7 @@ class Engine:
                               secrets_in(spec.options for spec in config.sources))
         self.transitions: dict[str, str] = {}  # target -> "restarting"... until a poll after the action
         self._running: set[str] = set()
-        self._settling: set[str] = set()
+        self._settling: dict[str, set[str]] = {}  # source -> targets whose transition its next poll ends
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -228,9 +229,8 @@ class Engine:
                 health.next_delay = min(health.next_delay, max(0.0, FOLLOW_INTERVAL - (self.clock() - started)))
             update = Update(name, tuple(readings), health)
             self._record(name, readings, replace=not failure)
-            if name in self._settling:  # the first poll after an action shows its real outcome
-                self._settling.discard(name)
-                self.transitions.pop(name, None)
+            for target in self._settling.pop(name, ()):  # the first poll after an action shows its real outcome
+                self.transitions.pop(target, None)
         self._notify(update)
         return update
 
@@ -269,17 +269,45 @@ class Engine:
             return self._attached[target][0]
         return next((s for s in self.config.sources if s.name == target), None)
 
+    def owner_of(self, target: str) -> str | None:
+        """The source behind ``target``: the source itself, or the one that reported the row (a DAG)."""
+        if target in self.sources:
+            return target
+        reading = self.readings.get(target)
+        return reading.source if reading is not None else None
+
     def is_read_only(self, target: str) -> bool:
-        spec = self.spec(target)
+        spec = self.spec(self.owner_of(target) or target)
         return self.read_only or bool(spec and spec.options.get("read_only"))
 
     def actions_for(self, target: str, include_refused: bool = False) -> list[Action]:
-        """What can be done to ``target``; in read-only mode only the ``read`` tier is offered."""
-        source, spec = self.sources.get(target), self.spec(target)
-        if source is None or spec is None:
+        """What can be done to ``target`` (a source, or a pipeline row); in read-only mode only ``read``."""
+        if target in self.sources:
+            return self._offered(target, self.sources[target].actions(), target, include_refused)
+        reading = self.readings.get(target)
+        source = self.sources.get(reading.source) if reading is not None else None
+        if source is None or not hasattr(source, "item_actions"):
             return []
-        actions = merge(source.actions(), list(spec.options.get("actions") or ()), target)
-        if self.is_read_only(target) and not include_refused:
+        return self._offered(reading.source, source.item_actions(reading), target, include_refused)
+
+    def item_actions(self, source_name: str, item: object, include_refused: bool = False) -> list[Action]:
+        """What can be done to a drill-down item of a pipeline source (a run, a task instance)."""
+        source = self.sources.get(source_name)
+        if source is None or not hasattr(source, "item_actions"):
+            return []
+        declared = source.item_actions(item)
+        target = declared[0].target if declared else source_name
+        return self._offered(source_name, declared, target, include_refused)
+
+    def _offered(self, source_name: str, declared: list[Action], target: str, include_refused: bool) -> list[Action]:
+        """The adapter's actions with the config's own added and tiers raised, each run by ``source_name``."""
+        spec = self.spec(source_name)
+        if spec is None:
+            return []
+        actions = merge(declared, list(spec.options.get("actions") or ()), target)
+        if target != source_name:
+            actions = [a if a.source else replace(a, source=source_name) for a in actions]
+        if self.is_read_only(source_name) and not include_refused:
             actions = [a for a in actions if a.tier is Tier.READ]
         return sorted(actions, key=lambda a: (a.tier, a.title))
 
@@ -295,7 +323,7 @@ class Engine:
 
     def refusal(self, action: Action) -> str:
         """Why ``action`` may not run now, or "" when it may."""
-        if action.tier > Tier.READ and self.is_read_only(action.target):
+        if action.tier > Tier.READ and self.is_read_only(action.owner):
             return f"read-only: {action.title.lower()} {action.target} is refused ({action.tier.label} action)"
         if action.target in self._running:
             return f"an action is already running on {action.target}; wait for it to finish"
@@ -312,10 +340,10 @@ class Engine:
         if reason:
             await self.record("refused", action, reason=reason)
             raise ActionRefused(reason)
-        source = self.sources[action.target]
+        source = self.sources[action.owner]
         self._running.add(action.target)
         self.transitions[action.target] = action.expect or f"{action.title.lower()}…"
-        self._notify(Update(action.target, (), self.health[action.target]))
+        self._notify(Update(action.owner, (), self.health[action.owner]))
         await self.record("confirmed", action)
         started = time.monotonic()
         try:
@@ -326,8 +354,8 @@ class Engine:
         finally:
             self._running.discard(action.target)
         await self.record("succeeded" if result.ok else "failed", action, result)
-        self._settling.add(action.target)
-        wake = self._wake.get(action.target)
+        self._settling.setdefault(action.owner, set()).add(action.target)
+        wake = self._wake.get(action.owner)
         if wake is not None:
             wake.set()
         else:

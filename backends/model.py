@@ -125,6 +125,57 @@ class LogReading(Reading):
     pane: Pane = Pane.LOGS
 
 
+@dataclass(frozen=True)
+class PipelineReading(Reading):
+    """One pipeline: an Airflow DAG, a dbt project, an engine's pipeline, a lineage job.
+
+    Times are epoch seconds; ``last_success`` is what freshness (``max_age``) is judged by.
+    """
+
+    kind: str = ""  # the adapter: airflow, dbt, rest, lineage
+    name: str = ""  # as its own system names it: a DAG id, a project, a job
+    status: str = ""  # the last run's state in that system's words: success, failed, running, queued...
+    paused: bool = False
+    last_start: float | None = None
+    last_duration: float | None = None
+    last_success: float | None = None
+    next_run: float | None = None
+    failures: int = 0  # failed runs in the last 24 h, failing dbt nodes, an engine's error count
+    ref: tuple[str, ...] = ()  # what the adapter needs to open it or act on it
+    can_open: bool = True  # enter lists its runs, nodes or lineage
+    pane: Pane = Pane.PIPELINES
+
+    @property
+    def value(self) -> float | None:
+        return self.last_duration
+
+
+@dataclass(frozen=True)
+class PipelineItem:
+    """One row of a pipeline drill-down: a DAG's run, a run's task, a dbt node, a job's upstream dataset."""
+
+    ref: tuple[str, ...]
+    name: str
+    state: State
+    status: str = ""
+    started: float | None = None
+    duration: float | None = None
+    note: str = ""  # one line: a failure's message, a dataset's namespace
+    depth: int = 0  # indentation in a tree (lineage)
+    can_open: bool = False  # enter lists what is under it
+    has_log: bool = False  # l shows its log
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What opening a pipeline (or a run, or a job) shows."""
+
+    title: str
+    columns: tuple[str, ...] = ("State", "Name", "Status", "Started", "Duration", "Note")
+    items: tuple[PipelineItem, ...] = ()
+    note: str = ""  # e.g. "the latest 25 runs"
+
+
 @dataclass
 class SourceHealth:
     """How the engine's loop for one source is doing."""

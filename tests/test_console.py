@@ -24,7 +24,7 @@ async def test_dashboard_shows_every_pane_and_the_data():
         assert "spring-api" in text and "analytics" in text and "connection refused" in text
         assert "memory" in text and "84%" in text and "java" in text
         assert "ERROR batch 17 failed" in text
-        assert "Empty · pipelines: section (coming)" in text
+        assert "Empty: add sources under pipelines:" in text
         header = text.splitlines()[0]
         assert "bastion-1" in header and "2 critical" in header and "2 warn" in header and "4 ok" in header
 

@@ -7,7 +7,7 @@ import collections
 from typing import TYPE_CHECKING
 
 from backends.actions import Action, ActionRefused, ActionResult, Tier
-from backends.model import State
+from backends.model import PipelineReading, State
 from backends.text import one_line, visible
 from widgets.action_panel import ActionPanel
 from widgets.key_bar import KeyBar
@@ -35,6 +35,8 @@ class ActionFlow:
         if not isinstance(focused, StatusTable) or focused.selected_key is None:
             return None
         reading = self.engine.readings.get(focused.selected_key)
+        if isinstance(reading, PipelineReading) and reading.key != reading.source:
+            return reading.key  # one DAG, one dbt project: its own actions
         return reading.source if reading is not None else None
 
     def _target_or_say(self) -> str | None:
@@ -47,10 +49,15 @@ class ActionFlow:
         target = self._target_or_say()
         if target is None:
             return
-        actions = {a.id: a for a in self.engine.actions_for(target)}
+        self.offer(target, self.engine.actions_for(target))
+
+    def offer(self, target: str, offered: list[Action]) -> None:
+        """The action menu for ``target``: pick one, then it is confirmed by its tier."""
+        actions = {a.id: a for a in offered}
         choices = [(a.id, f"{a.title:<16} {a.tier.label:<12} {one_line(self.engine.audit.redact(a.describe()), 70)}")
                    for a in actions.values()]
-        title = f"Actions · {target}" + (" · READ-ONLY: read actions only" if self.engine.is_read_only(target) else "")
+        read_only = self.engine.is_read_only(offered[0].owner if offered else target)
+        title = f"Actions · {target}" + (" · READ-ONLY: read actions only" if read_only else "")
         from widgets.choice_modal import ChoiceModal  # modals load on first use, not at start-up
 
         def chosen(action_id: str | None) -> None:
@@ -79,16 +86,39 @@ class ActionFlow:
 
     # -- confirming --------------------------------------------------------------------------------
 
-    def request(self, action: Action) -> None:
+    def request(self, action: Action, asked: bool = False) -> None:
         reason = self.engine.refusal(action)
         if reason:
             self.app.run_worker(self.engine.record("refused", action, reason=reason), group="audit")
             self.app.notify(reason, severity="error", timeout=4)
             return
+        if action.ask and not asked:
+            self._ask(action)
+            return
         if action.tier is Tier.READ:
             self.app.run_worker(self._run(action), group="actions", exit_on_error=False)
             return
         self.app.run_worker(self._confirm(action), group="actions", exit_on_error=False)
+
+    def _ask(self, action: Action) -> None:
+        """The value the action asks for (a --select, a conf), checked by its adapter before the confirmation."""
+        source = self.engine.sources[action.owner]
+        filled: dict[str, Action] = {}
+
+        def check(text: str) -> str:
+            try:
+                filled["action"] = source.with_value(action, text.strip())
+            except ValueError as exc:
+                return one_line(str(exc))
+            return ""
+
+        def given(text: str | None) -> None:
+            if text is not None and "action" in filled:
+                self.request(filled["action"], asked=True)
+
+        from widgets.ask_modal import AskModal  # modals load on first use, not at start-up
+
+        self.app.push_screen(AskModal(f"{action.title} {action.target}", action.ask, check), given)
 
     async def _confirm(self, action: Action) -> None:
         await self.engine.record("requested", action)
@@ -96,7 +126,7 @@ class ActionFlow:
         preview: list[str] | None = None
         if action.tier is Tier.DESTRUCTIVE:
             try:
-                found = await self.engine.sources[action.target].preview(action)
+                found = await self.engine.sources[action.owner].preview(action)
                 preview = None if found is None else [visible(line) for line in found]
             except Exception as exc:  # a failed dry run must not let the action through unseen
                 self.app.notify(one_line(f"dry run failed: {exc}"), severity="error", timeout=6)
@@ -106,7 +136,7 @@ class ActionFlow:
         from widgets.confirm import ConfirmModal  # modals load on first use, not at start-up
 
         modal = ConfirmModal(title, command, preview=preview,
-                             type_to_confirm=action.target if action.tier is Tier.DESTRUCTIVE else "")
+                             type_to_confirm=(action.confirm or action.target) if action.tier is Tier.DESTRUCTIVE else "")
         confirmed = await self.app.push_screen_wait(modal)
         if not confirmed:
             await self.engine.record("cancelled", action)
@@ -157,6 +187,9 @@ class ActionFlow:
         self._flush_output()
         self.panel.finish(title, result.ok, one_line(result.summary))
         self.app.refresh_view()
+        self.app.pipelines.after_action()
+        if result.ok and self.app.screen is not self.app.dashboard:  # the output panel is on the dashboard
+            self.app.notify(one_line(result.summary), timeout=4)
         if not result.ok:
             self.app.push_screen(failure_modal(result, self.engine.audit.redact))
 

@@ -18,7 +18,7 @@ from backends.config import Config
 from backends.durations import format_age
 from backends.engine import Engine
 from backends.keymap import KEYS
-from backends.model import LogLine, LogReading, State, Update
+from backends.model import LogLine, LogReading, PipelineReading, State, Update
 from themes import STYLESHEET, THEMES
 from widgets.action_panel import ActionPanel
 from widgets.log_view import LogView
@@ -35,6 +35,8 @@ from .log_flow import LogFlow, pane_of
 from .line_modal import LineModal
 from .log_screen import LogScreen
 from .modals import TextModal
+from .pipeline_flow import PipelineFlow
+from .pipeline_screen import PipelineScreen
 from .rows import is_stale
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ class LakedeckApp(App[int]):
         self.engine.read_only = self.engine.read_only or read_only
         self.actions = ActionFlow(self)
         self.logs = LogFlow(self)
+        self.pipelines = PipelineFlow(self)
         self.hostname = hostname or socket.gethostname()
         self.paused = False
         self._start_engine = start_engine
@@ -255,7 +258,8 @@ class LakedeckApp(App[int]):
 
     def _cycle(self, step: int) -> None:
         names = self.dashboard.pane_names()
-        focusable = [n for n in names if any(w.focusable for w in self.dashboard.pane(n).query(".pane--body"))]
+        focusable = [n for n in names if not self.dashboard.pane(n).has_class("-empty")
+                     and any(w.focusable for w in self.dashboard.pane(n).query(".pane--body"))]
         if self.dashboard.maximized is not None:
             focusable = names
         current = self._focused_pane()
@@ -281,6 +285,9 @@ class LakedeckApp(App[int]):
             return
         if isinstance(self.screen, LogScreen):
             self._leave_log_screen(self.screen)
+            return
+        if isinstance(self.screen, PipelineScreen):
+            self.pop_screen()
             return
         panel = next(iter(self.dashboard.query(ActionPanel)), None)
         if panel is not None and panel.has_class("-open"):
@@ -327,6 +334,9 @@ class LakedeckApp(App[int]):
                 self.push_screen(TextModal(f"Process {proc.pid}", process_lines(proc, now)))
             return
         reading = engine.readings.get(key)
+        if isinstance(reading, PipelineReading) and reading.can_open:
+            self.pipelines.open_reading(reading)
+            return
         if reading is not None:
             lines = reading_lines(reading, engine.health.get(reading.source), engine.history.get(key, ()), now)
             self.push_screen(TextModal(f"Details · {key}", lines))
@@ -390,6 +400,8 @@ class LakedeckApp(App[int]):
     # -- logs ------------------------------------------------------------------------------------
 
     def action_logs(self) -> None:
+        if self.pipelines.log_for_focus():
+            return
         self.run_worker(self.logs.open_for_focus(), group="logs", exit_on_error=False)
 
     def action_log_view(self, action: str) -> None:
@@ -432,7 +444,8 @@ class LakedeckApp(App[int]):
             self.run_worker(self.logs.reload_end(screen), group="page", exclusive=True, exit_on_error=False)
 
     def action_actions(self) -> None:
-        self.actions.open_menu()
+        if not self.pipelines.actions_for_focus():
+            self.actions.open_menu()
 
     def action_restart(self) -> None:
         self.actions.shortcut("restart")

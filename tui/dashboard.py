@@ -9,7 +9,7 @@ from textual.containers import Grid
 from textual.screen import Screen
 from textual.widget import Widget
 
-from backends.model import (CheckReading, GaugeReading, Pane as PaneKind, ProcessRow,
+from backends.model import (CheckReading, GaugeReading, Pane as PaneKind, PipelineReading, ProcessRow,
                             ProcessTableReading, Reading)
 from backends.keymap import KEYS
 from widgets.key_bar import KeyBar
@@ -35,7 +35,7 @@ GRID_ORDER = ("services", "resources", "pipelines", "backups", "logs")
 EMPTY = {
     "services": "Empty: add checks under services: in lakedeck.yaml (http, tcp, process, command).",
     "resources": "Empty: add a host under hosts: in lakedeck.yaml (kind: local is this machine).",
-    "pipelines": "Empty · pipelines: section (coming)",
+    "pipelines": "Empty: add sources under pipelines: in lakedeck.yaml (airflow, dbt, rest, lineage).",
     "logs": "Empty: add files under logs: in lakedeck.yaml (path: /var/log/app/*.log).",
     "backups": "Empty · backups: section (coming)",
 }
@@ -76,6 +76,8 @@ class Dashboard(Screen):
         elif name == "resources":
             yield StatusTable(rows.GAUGE_COLUMNS, id="gauges-table", classes="pane--body")
             yield StatusTable(rows.PROCESS_COLUMNS, id="processes-table", classes="pane--body")
+        elif name == "pipelines":
+            yield StatusTable(rows.PIPELINE_COLUMNS, id="pipelines-table", classes="pane--body")
         elif name == "logs":
             yield LogView(id="log-view", classes="pane--body")
 
@@ -134,6 +136,13 @@ class Dashboard(Screen):
         self.query_one("#gauges-table", StatusTable).set_rows([
             row(g, stale(g), build=lambda g=g: rows.gauge_row(g, (v for _, v in history.get(g.key, ())), stale(g)))
             for g in gauges])
+        pipelines = [r for r in by_pane.get(PaneKind.PIPELINES, []) if isinstance(r, PipelineReading)]
+        pipelines.sort(key=lambda r: (-r.state, r.key))  # failures first
+        self.query_one("#pipelines-table", StatusTable).set_rows([
+            row(p, stale(p), transitions.get(p.key, ""), times,
+                build=lambda p=p, times=times: rows.pipeline_row(p, stale(p), times, transitions.get(p.key, "")))
+            for p in pipelines for times in (rows.pipeline_times(p, now),)])
+
         tables = [r for r in by_pane.get(PaneKind.PROCESSES, []) if isinstance(r, ProcessTableReading)]
         self.processes = sorted(top_processes(tables), key=lambda p: (-p.cpu_percent, -p.rss_bytes))
         self.query_one("#processes-table", StatusTable).set_rows(
@@ -154,6 +163,7 @@ class Dashboard(Screen):
         self._set_pane("services", by_pane.get(PaneKind.SERVICES, []), intervals, now)
         self._set_pane("resources", by_pane.get(PaneKind.RESOURCES, []) + by_pane.get(PaneKind.PROCESSES, []),
                        intervals, now)
+        self._set_pane("pipelines", by_pane.get(PaneKind.PIPELINES, []), intervals, now)
         self._set_pane("logs", by_pane.get(PaneKind.LOGS, []), intervals, now)
 
     def _set_pane(self, name: str, readings: Sequence[Reading], intervals: Mapping[str, float], now: float) -> None:

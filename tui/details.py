@@ -6,7 +6,7 @@ import time
 from typing import Sequence
 
 from backends.durations import format_duration
-from backends.model import CheckReading, GaugeReading, ProcessRow, Reading, SourceHealth
+from backends.model import CheckReading, GaugeReading, PipelineReading, ProcessRow, Reading, SourceHealth
 from backends.text import human_bytes, one_line
 
 from .rows import gauge_value, sparkline
@@ -34,6 +34,16 @@ def reading_lines(reading: Reading, health: SourceHealth | None, history: Sequen
         lines += [(one_line(k, 40), one_line(v, 500)) for k, v in reading.details]
     if isinstance(reading, GaugeReading):
         lines += [("gauge", one_line(reading.label, 200)), ("value", gauge_value(reading))]
+    if isinstance(reading, PipelineReading):
+        lines += [("kind", reading.kind), ("pipeline", one_line(reading.name, 300)),
+                  ("status", "paused" if reading.paused else one_line(reading.status, 100))]
+        for label, ts in (("last run", reading.last_start), ("last success", reading.last_success),
+                          ("next run", reading.next_run)):
+            if ts is not None:
+                lines.append((label, clock_text(ts, now) if ts <= now else time.strftime("%H:%M:%S", time.localtime(ts))))
+        if reading.last_duration is not None:
+            lines.append(("took", format_duration(reading.last_duration)))
+        lines.append(("failures", str(reading.failures)))
     if health is not None:
         lines += [("Source", ""), ("kind", health.kind), ("interval", format_duration(health.interval)),
                   ("polls", str(health.polls)), ("failures in a row", str(health.failures)),

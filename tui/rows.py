@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Iterable, Sequence
 
-from backends.durations import format_age, format_uptime
-from backends.model import CheckReading, GaugeReading, ProcessRow, Reading, State
+from backends.durations import format_age, format_duration, format_uptime
+from backends.model import CheckReading, GaugeReading, PipelineItem, PipelineReading, ProcessRow, Reading, State
 from backends.text import human_bytes, one_line
 from widgets.cells import Cell, Row
 
@@ -16,6 +17,7 @@ SPARK = "▁▂▃▄▅▆▇█"
 SERVICE_COLUMNS = ("State", "Name", "Reason", "Latency", "Kind", "Target")
 GAUGE_COLUMNS = ("State", "Gauge", "Level", "Value", "Trend", "Reason")
 PROCESS_COLUMNS = ("PID", "Process", "User", "CPU%", "RSS", "Up")
+PIPELINE_COLUMNS = ("State", "Pipeline", "Status", "Last run", "Took", "Next", "Fails", "Reason")
 
 
 def state_cell(state: State, stale: bool) -> Cell:
@@ -124,3 +126,68 @@ def pane_status(readings: Sequence[Reading], intervals: dict[str, float], now: f
     stale = is_stale(newest, interval, now)
     when = format_age(age, fresh_within=1.5 * interval)
     return (f"STALE · updated {when}" if stale else f"updated {when}"), stale
+
+
+def coarse_span(seconds: float) -> str:
+    """``<1m``, ``12m``, ``5h``, ``3d``: steps coarse enough that a table of a thousand pipelines is not
+    redrawn every second just because time passed (details and drill-downs have the exact times)."""
+    seconds = max(0.0, seconds)
+    for limit, unit, size in ((3600, "m", 60), (86400, "h", 3600)):
+        if seconds < limit:
+            return "<1m" if seconds < 60 else f"{int(seconds // size)}{unit}"
+    return f"{int(seconds // 86400)}d"
+
+
+def pipeline_times(reading: PipelineReading, now: float) -> tuple[str, str, str]:
+    """Last run (how long ago), how long it took, and when the next is due, as the table shows them."""
+    last = f"{coarse_span(now - reading.last_start)} ago" if reading.last_start is not None else ""
+    took = format_duration(reading.last_duration) if reading.last_duration is not None else ""
+    if reading.next_run is None:
+        upcoming = ""
+    elif reading.next_run >= now:
+        upcoming = f"in {coarse_span(reading.next_run - now)}"
+    else:
+        upcoming = f"due {coarse_span(now - reading.next_run)}"
+    return last, took, upcoming
+
+
+def pipeline_row(reading: PipelineReading, stale: bool, times: tuple[str, str, str], transition: str = "") -> Row:
+    state = Cell(f"⟳ {transition}", "warn", bold=True) if transition else state_cell(reading.state, stale)
+    status = "paused" if reading.paused else reading.status
+    status_role = "muted" if reading.paused else ("" if reading.state is State.OK else STATE_ROLE[reading.state])
+    last, took, upcoming = times
+    return Row(reading.key, (
+        state,
+        Cell(one_line(reading.key, 50), bold=True),
+        Cell(one_line(status, 16), status_role),
+        Cell(last, "muted"),
+        Cell(took, "muted"),
+        Cell(upcoming, "muted"),
+        Cell(str(reading.failures) if reading.failures else "", "critical" if reading.failures else ""),
+        Cell(one_line(reading.reason, 120), "muted" if reading.state is State.OK else STATE_ROLE[reading.state]),
+    ))
+
+
+def item_key(item: PipelineItem) -> str:
+    return "/".join(item.ref)
+
+
+def clock_short(ts: float | None, now: float) -> str:
+    """``14:05:12`` today, ``11-21 14:05`` another day."""
+    if ts is None:
+        return ""
+    if time.strftime("%Y%m%d", time.localtime(ts)) == time.strftime("%Y%m%d", time.localtime(now)):
+        return time.strftime("%H:%M:%S", time.localtime(ts))
+    return time.strftime("%m-%d %H:%M", time.localtime(ts))
+
+
+def item_row(item: PipelineItem, now: float) -> Row:
+    """A drill-down row; ``depth`` indents it (a lineage tree)."""
+    return Row(item_key(item), (
+        state_cell(item.state, False),
+        Cell(one_line("  " * item.depth + item.name, 80), bold=item.depth == 0),
+        Cell(one_line(item.status, 20), "" if item.state is State.OK else STATE_ROLE[item.state]),
+        Cell(clock_short(item.started, now), "muted"),
+        Cell(format_duration(item.duration) if item.duration is not None else "", "muted"),
+        Cell(one_line(item.note, 160), "muted" if item.state is State.OK else STATE_ROLE[item.state]),
+    ))

@@ -20,6 +20,10 @@ REGISTRY: dict[tuple[str, str], str] = {
     ("services", "supervisor"): "supervisor:SupervisorProgram",
     ("services", "kubernetes"): "kubernetes:KubernetesWorkload",
     ("hosts", "local"): "host:LocalHost",
+    ("pipelines", "airflow"): "airflow:AirflowInstance",
+    ("pipelines", "dbt"): "dbt:DbtProject",
+    ("pipelines", "rest"): "pipeline_rest:RestPipelines",
+    ("pipelines", "lineage"): "lineage:MarquezLineage",
     ("logs", "file"): "log_file:LogFile",
     ("logs", "command"): "log_command:LogCommand",
     ("logs", "journald"): "log_journald:LogJournald",
@@ -34,6 +38,10 @@ ACTION_IDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("services", "compose"): ("start", "stop", "restart", "up", "scale-up", "scale-down"),
     ("services", "supervisor"): ("start", "stop", "restart", "tail"),
     ("services", "kubernetes"): ("restart", "rollout-status", "scale-up", "scale-down"),
+    ("pipelines", "airflow"): ("trigger", "pause", "unpause", "clear", "mark-failed", "mark-success"),
+    ("pipelines", "dbt"): ("build", "run", "test"),
+    ("pipelines", "rest"): ("start", "stop", "restart", "pause", "retry", "clear-errors"),
+    ("pipelines", "lineage"): (),
 }
 
 
