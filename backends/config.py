@@ -300,7 +300,7 @@ PIPELINE_KINDS = {
         url=Field(Str(), required=True, help="the API server, e.g. http://127.0.0.1:8080"),
         api=Field(Str(("v2", "v1")), default="v2", help="v2: Airflow 3 (token from /auth/token); v1: Airflow 2 (basic auth)"),
         username=Field(Str()),
-        password=Field(Str(), help="use ${VAR}; it is redacted from the audit log"),
+        password=Field(Str(non_empty=False), help="use ${VAR}; it is redacted from the audit log"),
         dags=Field(ListOf(Str(), single_ok=True), default=list, help="DAG ids or globs to show (default: all)"),
         verify_tls=Field(Bool(), default=True),
         ca_file=Field(Str(), help="a CA bundle to verify against"),

@@ -57,6 +57,7 @@ class Dashboard(Screen):
     BINDINGS = bindings(screen=True)
     processes: list[ProcessRow] = []  # as the processes table shows them, by rank
     _row_cache: dict[str, tuple[Reading, tuple, Row]] = {}
+    _pipeline_cache: dict[str, tuple[tuple, float, Row]] = {}
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -138,16 +139,29 @@ class Dashboard(Screen):
             for g in gauges])
         pipelines = [r for r in by_pane.get(PaneKind.PIPELINES, []) if isinstance(r, PipelineReading)]
         pipelines.sort(key=lambda r: (-r.state, r.key))  # failures first
-        self.query_one("#pipelines-table", StatusTable).set_rows([
-            row(p, stale(p), transitions.get(p.key, ""), times,
-                build=lambda p=p, times=times: rows.pipeline_row(p, stale(p), times, transitions.get(p.key, "")))
-            for p in pipelines for times in (rows.pipeline_times(p, now),)])
+        self.query_one("#pipelines-table", StatusTable).set_rows(
+            [self._pipeline_row(p, stale(p), transitions.get(p.key, ""), now) for p in pipelines])
+        if len(self._pipeline_cache) > 2 * len(pipelines) + 16:
+            alive = {p.key for p in pipelines}
+            self._pipeline_cache = {k: v for k, v in self._pipeline_cache.items() if k in alive}
 
         tables = [r for r in by_pane.get(PaneKind.PROCESSES, []) if isinstance(r, ProcessTableReading)]
         self.processes = sorted(top_processes(tables), key=lambda p: (-p.cpu_percent, -p.rss_bytes))
         self.query_one("#processes-table", StatusTable).set_rows(
             [rows.process_row(p, rank, now) for rank, p in enumerate(self.processes)])
         self.show_status(readings, intervals, now, by_pane)
+
+    def _pipeline_row(self, reading: PipelineReading, stale: bool, transition: str, now: float) -> Row:
+        """The row made before for this reading while its texts still hold (its times move in whole minutes):
+        with a thousand DAGs, building every row at every refresh would take most of a frame."""
+        shown = (reading.state, reading.reason, reading.status, reading.paused, reading.last_start,
+                 reading.last_duration, reading.next_run, reading.failures, stale, transition)
+        hit = self._pipeline_cache.get(reading.key)
+        if hit is None or hit[0] != shown or now >= hit[1]:  # each poll brings new readings: compare what shows
+            times, until = rows.pipeline_times(reading, now)
+            hit = (shown, until, rows.pipeline_row(reading, stale, times, transition))
+            self._pipeline_cache[reading.key] = hit
+        return hit[2]
 
     @staticmethod
     def _by_pane(readings: Mapping[str, Reading]) -> dict[PaneKind, list[Reading]]:

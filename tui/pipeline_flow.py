@@ -71,13 +71,13 @@ class PipelineFlow:
         if item is None:
             return
         if item.can_open:
-            title = f"{screen.title_text} › {item.name.strip()}"
+            title = f"{screen.title_text} › {plain(item.name)}"
             self.app.run_worker(self._open(screen.source, item.ref, title), group="pipelines", exclusive=True,
                                 exit_on_error=False)
         elif item.has_log:
             self.app.run_worker(self._show_log(screen.source, item), group="pipelines", exit_on_error=False)
         else:
-            self.app.notify(f"Nothing under {item.name.strip()}: a shows its actions", timeout=3)
+            self.app.notify(f"Nothing under {plain(item.name)}: a shows its actions", timeout=3)
 
     async def _open(self, source_name: str, ref: tuple[str, ...], title: str) -> None:
         try:
@@ -118,7 +118,7 @@ class PipelineFlow:
             if item.has_log:
                 self.app.run_worker(self._show_log(screen.source, item), group="pipelines", exit_on_error=False)
             else:
-                self.app.run_worker(self._find_log(screen.source, item.ref, item.name.strip()), group="pipelines",
+                self.app.run_worker(self._find_log(screen.source, item.ref, plain(item.name)), group="pipelines",
                                     exit_on_error=False)
             return True
         reading = self.selected_reading()
@@ -155,11 +155,11 @@ class PipelineFlow:
         try:
             lines = await asyncio.wait_for(source.log(item.ref), budget)
         except asyncio.TimeoutError:
-            self.app.notify(f"The log of {item.name.strip()} did not come within {format_duration(budget)}",
+            self.app.notify(f"The log of {plain(item.name)} did not come within {format_duration(budget)}",
                             severity="error", timeout=6)
             return
         except PipelineError as exc:
-            self.app.notify(f"Cannot read the log of {item.name.strip()}: {exc}", severity="error", timeout=6)
+            self.app.notify(f"Cannot read the log of {plain(item.name)}: {exc}", severity="error", timeout=6)
             return
         title = f"Log · {source_name} · {' / '.join(item.ref[1:])}"
         screen = LogScreen(title, set(), empty="The log is empty.")
@@ -178,7 +178,7 @@ class PipelineFlow:
         if item is None:
             return True
         actions = self.engine.item_actions(screen.source, item)
-        target = actions[0].target if actions else f"{screen.source}:{item.name.strip()}"
+        target = actions[0].target if actions else f"{screen.source}:{plain(item.name)}"
         self.app.actions.offer(target, actions)
         return True
 
@@ -186,6 +186,11 @@ class PipelineFlow:
         """An action finished: read the open listing again at once, so that its outcome shows."""
         if isinstance(self.app.screen, PipelineScreen):
             self.reload(self.app.screen)
+
+
+def plain(name: str) -> str:
+    """An item's name without the tree's indentation and arrows (``  ↓ orders`` is ``orders``)."""
+    return name.strip().lstrip("↑↓← →").strip()
 
 
 def _worst_first(items: list[PipelineItem]) -> PipelineItem:

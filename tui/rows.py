@@ -132,23 +132,43 @@ def coarse_span(seconds: float) -> str:
     """``<1m``, ``12m``, ``5h``, ``3d``: steps coarse enough that a table of a thousand pipelines is not
     redrawn every second just because time passed (details and drill-downs have the exact times)."""
     seconds = max(0.0, seconds)
-    for limit, unit, size in ((3600, "m", 60), (86400, "h", 3600)):
-        if seconds < limit:
-            return "<1m" if seconds < 60 else f"{int(seconds // size)}{unit}"
+    if seconds < 60:
+        return "<1m"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h"
     return f"{int(seconds // 86400)}d"
 
 
-def pipeline_times(reading: PipelineReading, now: float) -> tuple[str, str, str]:
-    """Last run (how long ago), how long it took, and when the next is due, as the table shows them."""
-    last = f"{coarse_span(now - reading.last_start)} ago" if reading.last_start is not None else ""
+def _span_step(seconds: float) -> float:
+    """How long ``coarse_span`` of a growing span keeps its text."""
+    seconds = max(0.0, seconds)
+    size = 60.0 if seconds < 3600 else 3600.0 if seconds < 86400 else 86400.0
+    return size - (seconds % size) if seconds >= 60 else 60.0 - seconds
+
+
+def pipeline_times(reading: PipelineReading, now: float) -> tuple[tuple[str, str, str], float]:
+    """Last run (how long ago), how long it took, when the next is due, as the table shows them; and until
+    when those texts hold, so that a row is rebuilt only when its own text would change."""
+    until = float("inf")
+    last = ""
+    if reading.last_start is not None:
+        last = f"{coarse_span(now - reading.last_start)} ago"
+        until = now + _span_step(now - reading.last_start)
     took = format_duration(reading.last_duration) if reading.last_duration is not None else ""
-    if reading.next_run is None:
-        upcoming = ""
-    elif reading.next_run >= now:
-        upcoming = f"in {coarse_span(reading.next_run - now)}"
-    else:
-        upcoming = f"due {coarse_span(now - reading.next_run)}"
-    return last, took, upcoming
+    upcoming = ""
+    if reading.next_run is not None:
+        if reading.next_run >= now:
+            left = reading.next_run - now
+            upcoming = f"in {coarse_span(left)}"
+            # a shrinking span changes when it drops below its current step
+            step = 60.0 if left < 3600 else 3600.0 if left < 86400 else 86400.0
+            until = min(until, now + (left % step if left >= 60 else left) + 1e-3)
+        else:
+            upcoming = f"due {coarse_span(now - reading.next_run)}"
+            until = min(until, now + _span_step(now - reading.next_run))
+    return (last, took, upcoming), until
 
 
 def pipeline_row(reading: PipelineReading, stale: bool, times: tuple[str, str, str], transition: str = "") -> Row:

@@ -130,7 +130,7 @@ class StatusTable(ThemeRoles, ScrollView, can_focus=True):
     # -- keeping the screen in step ----------------------------------------------------------------
 
     def _sync(self, force: bool = False) -> None:
-        wanted = [row for row in self._rows if row.matches(self._filter)]
+        wanted = [row for row in self._rows if row.matches(self._filter)] if self._filter else self._rows
         old = self._shown
         same_keys = not force and len(old) == len(wanted) and all(a.key == b.key for a, b in zip(old, wanted))
         changed = [i for i, (a, b) in enumerate(zip(old, wanted)) if a is not b and a.cells != b.cells] if same_keys else []
