@@ -17,7 +17,7 @@ SPARK = "▁▂▃▄▅▆▇█"
 SERVICE_COLUMNS = ("State", "Name", "Reason", "Latency", "Kind", "Target")
 GAUGE_COLUMNS = ("State", "Gauge", "Level", "Value", "Trend", "Reason")
 PROCESS_COLUMNS = ("PID", "Process", "User", "CPU%", "RSS", "Up")
-PIPELINE_COLUMNS = ("State", "Pipeline", "Status", "Last run", "Took", "Next", "Fails", "Reason")
+PIPELINE_COLUMNS = ("State", "Pipeline", "Reason", "Status", "Last run", "Fails", "Took", "Next", "Source")
 
 
 def state_cell(state: State, stale: bool) -> Cell:
@@ -172,20 +172,23 @@ def pipeline_times(reading: PipelineReading, now: float) -> tuple[tuple[str, str
 
 
 def pipeline_row(reading: PipelineReading, stale: bool, times: tuple[str, str, str], transition: str = "") -> Row:
+    """As the Services pane: state, name, then the reason (cut at 60 so the short columns after it stay on a
+    160-column screen; details have it whole); the key (``source:name``) is the row's identity."""
     state = Cell(f"⟳ {transition}", "warn", bold=True) if transition else state_cell(reading.state, stale)
     status = "paused" if reading.paused else reading.status
     status_role = "muted" if reading.paused else ("" if reading.state is State.OK else STATE_ROLE[reading.state])
     last, took, upcoming = times
     return Row(reading.key, (
         state,
-        Cell(one_line(reading.key, 50), bold=True),
-        Cell(one_line(status, 16), status_role),
+        Cell(one_line(reading.name, 40), bold=True),
+        Cell(one_line(reading.reason, 60), "muted" if reading.state is State.OK else STATE_ROLE[reading.state]),
+        Cell(one_line(status, 14), status_role),
         Cell(last, "muted"),
+        Cell(str(reading.failures) if reading.failures else "", "critical" if reading.failures else ""),
         Cell(took, "muted"),
         Cell(upcoming, "muted"),
-        Cell(str(reading.failures) if reading.failures else "", "critical" if reading.failures else ""),
-        Cell(one_line(reading.reason, 120), "muted" if reading.state is State.OK else STATE_ROLE[reading.state]),
-    ))
+        Cell(one_line(f"{reading.source} ({reading.kind})", 40), "muted"),
+    ), search_text=f"{reading.key} {status} {reading.reason}")
 
 
 def item_key(item: PipelineItem) -> str:

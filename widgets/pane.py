@@ -83,6 +83,7 @@ class Pane(Vertical):
 
     def show_empty(self, empty: bool) -> None:
         self.set_class(empty, "-empty")
+        self.set_class(not empty, "-filled")
 
     def set_status(self, text: str, stale: bool = False) -> None:
         """The border's subtitle: when the data was refreshed, a filter, a pause."""
