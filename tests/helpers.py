@@ -25,3 +25,11 @@ def source_for(section: str, kind: str, *, root: dict[str, Any] | None = None, *
 
     config = config_for(section, kind, root=root, **options)
     return build_source(config.sources[0], config)
+
+
+async def read_all(source) -> dict:
+    """One poll of a pipeline source, by pipeline name; every reason is one line an operator can read."""
+    readings = await source.poll()
+    for reading in readings:
+        assert "\n" not in reading.reason and len(reading.reason) <= 200
+    return {r.name: r for r in readings}

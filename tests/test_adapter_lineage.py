@@ -14,7 +14,7 @@ import pytest
 
 from backends.adapters.pipeline_base import PipelineError
 from backends.model import PipelineReading, State
-from helpers import source_for
+from helpers import read_all, source_for
 from marquez_server import marquez  # noqa: F401  (fixture)
 
 NOW = 1_714_557_600.0  # 2024-05-01T10:00:00Z, an hour after the fixtures' runs
@@ -32,13 +32,6 @@ async def lineage(url: str, **options):
         yield source
     finally:
         await source.close()
-
-
-async def read_all(source) -> dict[str, PipelineReading]:
-    readings = await source.poll()
-    for reading in readings:
-        assert "\n" not in reading.reason and len(reading.reason) <= 200
-    return {r.name: r for r in readings}
 
 
 def rows(listing) -> list[tuple[int, str, State, str]]:

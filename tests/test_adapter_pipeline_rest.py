@@ -13,7 +13,7 @@ from backends.adapters import ACTION_IDS
 from backends.adapters.pipeline_base import PipelineError
 from backends.adapters.pipeline_rest import epoch_seconds
 from backends.model import PipelineReading, State
-from helpers import source_for
+from helpers import read_all, source_for
 from pipeline_api_server import BASE, T0, pipeline_api  # noqa: F401  (fixture)
 
 ALT_PATHS = {"status": "/overview", "item": "/items/{name}", "errors": "/items/{name}/failures",
@@ -33,13 +33,6 @@ async def rest(url: str, **options):
         yield source
     finally:
         await source.close()
-
-
-async def read_all(source) -> dict[str, PipelineReading]:
-    readings = await source.poll()
-    for reading in readings:
-        assert "\n" not in reading.reason and len(reading.reason) <= 200
-    return {r.name: r for r in readings}
 
 
 def free_port() -> int:
