@@ -315,8 +315,8 @@ class Engine:
         actions = self.actions_for(target, include_refused=True)
         found = next((a for a in actions if a.id == action_id), None)
         if found is None:
-            if target not in self.sources:
-                raise ActionRefused(f"no source named {target!r} (see lakedeck check)")
+            if target not in self.sources and target not in self.readings:
+                raise ActionRefused(f"no source or pipeline named {target!r} (see lakedeck check)")
             offered = ", ".join(a.id for a in actions) or "none"
             raise ActionRefused(f"{target} has no action {action_id!r} (it has: {offered})")
         return found

@@ -16,18 +16,32 @@ EXIT_REFUSED = 2
 EXIT_NOT_CONFIRMED = 3
 
 
+def owner_in(config: Config, target: str) -> str | None:
+    """The source a pipeline's key belongs to (``airflow:etl_daily`` -> ``airflow``), or None."""
+    owners = [s.name for s in config.sources if target.startswith(f"{s.name}:")]
+    return max(owners, key=len) if owners else None
+
+
 def run_action(config: Config, target: str, action_id: str, *, dry_run: bool = False, yes: bool = False,
-               read_only: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+               read_only: bool = False, value: str = "", out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Exit 0 done, 1 failed, 2 refused or unknown, 3 needs --yes."""
 
     async def main() -> int:
         engine = Engine(config)
         engine.read_only = engine.read_only or read_only
         await asyncio.to_thread(engine.build)
+        owner = owner_in(config, target) if target not in engine.sources else None
+        if owner is not None:
+            await engine.poll_once(owner)  # a pipeline's actions come from what its source reports now
         try:
             action = engine.find_action(target, action_id)
+            if action.ask:
+                action = engine.sources[action.owner].with_value(action, value.strip())
         except ActionRefused as exc:
             err.write(f"lakedeck: {exc}\n")
+            return EXIT_REFUSED
+        except ValueError as exc:
+            err.write(f"lakedeck: --value for {action_id}: {one_line(str(exc))}\n")
             return EXIT_REFUSED
         out.write(f"{action.title} {target} ({action.tier.label}): {engine.audit.redact(action.describe())}\n")
         reason = engine.refusal(action)
@@ -36,7 +50,7 @@ def run_action(config: Config, target: str, action_id: str, *, dry_run: bool = F
             err.write(f"lakedeck: {reason}\n")
             return EXIT_REFUSED
         if dry_run or action.tier is Tier.DESTRUCTIVE:
-            preview = await engine.sources[target].preview(action)
+            preview = await engine.sources[action.owner].preview(action)
             if preview is None:
                 out.write("no dry run for this action: the command above is what would run\n")
             elif preview:

@@ -162,7 +162,7 @@ def test_headless_action_exit_codes(tmp_path):
     out = lakedeck("action", "-c", c, "api", "restart", "--yes", "--read-only", cwd=tmp_path)
     assert out.returncode == 2 and "read-only" in out.stderr
     out = lakedeck("action", "-c", c, "nope", "restart", cwd=tmp_path)
-    assert out.returncode == 2 and out.stderr.strip() == "lakedeck: no source named 'nope' (see lakedeck check)"
+    assert out.returncode == 2 and out.stderr.strip() == "lakedeck: no source or pipeline named 'nope' (see lakedeck check)"
     assert [e for e, _ in audit_events(tmp_path)] == [
         "confirmed", "succeeded", "requested", "confirmed", "succeeded", "confirmed", "failed", "refused"]
     out = lakedeck("audit", "-c", c, "--since", "1h", cwd=tmp_path)

@@ -57,7 +57,7 @@ async def test_rest_pipelines_failures_first_then_open_and_clear_errors(tmp_path
         await wait_for(pilot, lambda: len(table(app).keys) == 6)
         assert table(app).keys[0] == "engine:billing"  # the failed pipeline on top
         text = screen_text(app)
-        assert "✖ CRITICAL" in text and "billing" in text and "sink refused writes" in text and "engine (rest)" in text
+        assert "✖ CRITICAL" in text and "billing" in text and "sink refused writes" in text
 
         await select_row(pilot, app, "engine:clicks")
         await pilot.press("enter")
@@ -168,3 +168,27 @@ def test_lakedeck_check_includes_pipelines(tmp_path, pipeline_api):
                              capture_output=True, text=True, timeout=60)
     panes = {r["key"]: r["pane"] for r in json.loads(as_json.stdout)["readings"]}
     assert panes["engine:billing"] == "pipelines" and len(panes) == 6
+
+
+def test_lakedeck_action_on_a_pipeline_previews_then_runs(tmp_path, pipeline_api):
+    import subprocess
+    import sys
+
+    config = tmp_path / "lakedeck.yaml"
+    config.write_text(yaml.safe_dump({"audit_log": str(tmp_path / "audit.jsonl"),
+                                      "pipelines": [{"name": "engine", "kind": "rest", "url": pipeline_api.url}]}))
+
+    def action(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tui.cli", "action", *args, "-c", str(config)],
+                              capture_output=True, text=True, timeout=60)
+
+    dry = action("engine:clicks", "clear-errors", "--dry-run")
+    assert dry.returncode == 0 and "b-17" in dry.stdout and "dry run: nothing was run" in dry.stdout
+    assert pipeline_api.engine.errors("clicks")
+    unconfirmed = action("engine:clicks", "clear-errors")
+    assert unconfirmed.returncode == 3 and pipeline_api.engine.errors("clicks")
+    done = action("engine:clicks", "clear-errors", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert pipeline_api.engine.errors("clicks") == [] and pipeline_api.engine.errors("billing")
+    missing = action("engine:nope", "restart")
+    assert missing.returncode == 2 and "no source or pipeline named 'engine:nope'" in missing.stderr

@@ -41,10 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check.add_argument("-c", "--config", metavar="FILE", dest="verb_config", help="config file")
     action = verbs.add_parser("action", help="run an action on a target, as the console would (see README)")
-    action.add_argument("target", metavar="TARGET", help="a source's name")
+    action.add_argument("target", metavar="TARGET", help="a source's name, or a pipeline's key (airflow:etl_daily)")
     action.add_argument("action_id", metavar="ACTION", help="an action id such as restart")
     action.add_argument("--dry-run", action="store_true", help="show what it would run and affect; run nothing")
     action.add_argument("--yes", action="store_true", help="run a disruptive or destructive action (else exit 3)")
+    action.add_argument("--value", default="", help="what the action asks for: a DAG run's conf, a dbt --select")
     action.add_argument("-c", "--config", metavar="FILE", dest="verb_config", help="config file")
     action.add_argument("--read-only", action="store_true", dest="verb_read_only", help="refuse anything above read")
     audit = verbs.add_parser("audit", help="print the audit log of actions")
@@ -101,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
         from backends.headless import run_action
 
         return run_action(config, args.target, args.action_id, dry_run=args.dry_run, yes=args.yes,
-                          read_only=args.read_only or args.verb_read_only)
+                          read_only=args.read_only or args.verb_read_only, value=args.value)
     if args.verb == "logs":
         from backends.headless_logs import run_logs
 

@@ -187,7 +187,7 @@ def pipeline_row(reading: PipelineReading, stale: bool, times: tuple[str, str, s
         Cell(str(reading.failures) if reading.failures else "", "critical" if reading.failures else ""),
         Cell(took, "muted"),
         Cell(upcoming, "muted"),
-        Cell(one_line(f"{reading.source} ({reading.kind})", 40), "muted"),
+        Cell(one_line(reading.source, 40), "muted"),
     ), search_text=f"{reading.key} {status} {reading.reason}")
 
 

@@ -72,6 +72,7 @@ class StatusTable(ThemeRoles, ScrollView, can_focus=True):
         self._filter = ""
         self._cursor = 0
         self._strips: dict[str, tuple[tuple, Strip]] = {}  # row key -> (what it was drawn from, strip)
+        self._measured: dict[str, Row] = {}  # row key -> the row whose cells the column widths include
         self._header: tuple[tuple, Strip] | None = None
         self.rows_rendered = 0  # strips built (not taken from the cache): for tests and profiling
 
@@ -138,8 +139,13 @@ class StatusTable(ThemeRoles, ScrollView, can_focus=True):
             self._shown = wanted
             return  # nothing to draw
         grew = False
+        measured = self._measured
         for i in (changed if same_keys else range(len(wanted))):
-            for c, cell in enumerate(wanted[i].cells[: len(self._widths)]):
+            row = wanted[i]
+            if measured.get(row.key) is row:
+                continue  # widths only grow: a row measured before cannot widen a column
+            measured[row.key] = row
+            for c, cell in enumerate(row.cells[: len(self._widths)]):
                 width = cell_len(cell.text)
                 if width > self._widths[c]:
                     self._widths[c], grew = width, True
@@ -156,9 +162,10 @@ class StatusTable(ThemeRoles, ScrollView, can_focus=True):
         self._shown = wanted
         keys = [row.key for row in wanted]
         self._cursor = keys.index(selected) if selected in keys else max(0, min(self._cursor, len(wanted) - 1))
-        if len(self._strips) > 2 * len(wanted) + 16:  # drop the strips of rows long gone
-            alive = set(keys)
+        if len(self._strips) > 2 * len(wanted) + 16 or len(self._measured) > 2 * len(wanted) + 16:
+            alive = set(keys)  # drop what is kept for rows long gone
             self._strips = {k: v for k, v in self._strips.items() if k in alive}
+            self._measured = {k: v for k, v in self._measured.items() if k in alive}
         self._update_virtual_size()
         self.refresh()
         self._scroll_to_cursor()
