@@ -62,6 +62,7 @@ class Timeline:
 
 def start_servers(folder: Path) -> tuple[subprocess.Popen, list[int]]:
     port_file = folder / "ports"
+    port_file.unlink(missing_ok=True)  # a previous run's ports are dead ones
     server = subprocess.Popen([PYTHON, SHAPED, str(port_file), *map(str, DAGS), "--tick", str(TICK),
                                "--changes", str(CHANGES)])
     deadline = time.monotonic() + 30
@@ -101,6 +102,8 @@ async def console_run(ports: list[int], window: float) -> tuple[list[float], flo
             if len(rows) == sum(DAGS) and all(r.status or r.reason == "paused" for r in rows if r.ref):
                 break
             await asyncio.sleep(0.2)
+        else:
+            raise RuntimeError("the console did not read all 1,000 DAGs within 120 s: the figures would be of failures")
         all_read = time.monotonic() - started
         await asyncio.sleep(2 * TICK)  # settle: the first full table is drawn
         table = app.dashboard.query_one("#pipelines-table", StatusTable)

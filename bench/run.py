@@ -40,11 +40,40 @@ def report(sections, quick: bool, version: str, minutes: float, loads: tuple[str
     return "\n".join(lines) + "\n\n" + "\n".join(section.markdown() for section in sections)
 
 
+def updated(old: str, sections, version: str, minutes: float) -> str:
+    """``old`` with the re-measured sections (and their summary rows) replaced, and a line saying which and when."""
+    numbers = {section.title.split(".", 1)[0] for section in sections}
+    head, _, body = old.partition("\n## 1.")
+    body = "## 1." + body
+    parts = body.split("\n## ")
+    kept = {part.split(".", 1)[0].lstrip("# "): part for part in parts}
+    for section in sections:
+        kept[section.title.split(".", 1)[0]] = section.markdown().removeprefix("## ").rstrip("\n") + "\n"
+    ordered = [kept[k] for k in sorted(kept, key=int)]
+    summary = [line for line in head.splitlines() if not any(line.startswith(f"| {n}. ") for n in numbers)]
+    rows = [f"| {section.title.split('.', 1)[0]}. {r.what} | {r.figure} | {r.baseline} | {r.ratio} | {r.target} | "
+            f"{r.verdict} |" for section in sections for r in section.rows if r.passed is not None]
+    table_end = max(i for i, line in enumerate(summary) if line.startswith("|")) + 1
+    summary[table_end:table_end] = rows
+    rows_sorted = sorted((line for line in summary if line.startswith("| ") and line[2].isdigit()),
+                         key=lambda line: int(line[2:].split(".", 1)[0]))
+    it = iter(rows_sorted)
+    summary = [next(it) if line.startswith("| ") and line[2].isdigit() else line for line in summary]
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    note = (f"- sections {', '.join(sorted(numbers, key=int))} re-measured by `bench/run.py --update` at {version} on "
+            f"{stamp} ({minutes:.1f} min); the others are from the run described above")
+    machine_end = next(i for i, line in enumerate(summary) if line.startswith("- wall time"))
+    summary.insert(machine_end + 1, note)
+    return "\n".join(summary).rstrip("\n") + "\n\n## " + "\n## ".join(ordered)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and shorter windows, for a smoke check")
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset of: %(default)s")
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md", help="where to write (default: %(default)s)")
+    parser.add_argument("--update", action="store_true",
+                        help="re-measure only the --only sections and put them into the existing file, which says so")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(chosen) - set(BENCHMARKS)
@@ -64,7 +93,11 @@ def main() -> int:
                                  f"(other work on the machine shows here)"]
             print(section.markdown(), flush=True)
             sections.append(section)
-    text = report(sections, args.quick, version, (time.monotonic() - started) / 60, (load_start, load_average()))
+    minutes = (time.monotonic() - started) / 60
+    if args.update and args.out.exists():
+        text = updated(args.out.read_text(encoding="utf-8"), sections, version, minutes)
+    else:
+        text = report(sections, args.quick, version, minutes, (load_start, load_average()))
     args.out.write_text(text, encoding="utf-8")
     print(f"[bench] wrote {args.out}", file=sys.stderr)
     return 0

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from backends.adapters.pipeline_base import PipelineError
-from backends.model import PipelineReading, State
+from backends.model import State
 from helpers import read_all, source_for
 from marquez_server import marquez  # noqa: F401  (fixture)
 

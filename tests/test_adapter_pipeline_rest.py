@@ -11,8 +11,8 @@ import pytest
 from backends.actions import Tier
 from backends.adapters import ACTION_IDS
 from backends.adapters.pipeline_base import PipelineError
-from backends.adapters.pipeline_rest import epoch_seconds
-from backends.model import PipelineReading, State
+from backends.adapters.pipeline_base import epoch_seconds
+from backends.model import State
 from helpers import read_all, source_for
 from pipeline_api_server import BASE, T0, pipeline_api  # noqa: F401  (fixture)
 

@@ -9,7 +9,6 @@ import ast
 import asyncio
 import base64
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 
 from ..model import State
 from .json_api import ApiError, JsonApi, segment
-from .pipeline_base import FAILED_WORDS
+from .pipeline_base import FAILED_WORDS, epoch
 from .text import one_line
 
 PAGE = 100
@@ -27,23 +26,9 @@ RENEW_BEFORE = 60.0  # seconds before a token expires that a new one is fetched
 RUNNING_TASK_STATES = {"running", "deferred", "up_for_reschedule", "awaiting_input"}
 FINISHED_TASK_STATES = {"success", "failed", "skipped", "upstream_failed", "removed"}
 WORKING_TASK_STATES = {"up_for_retry", "restarting"}
-_FRACTION = re.compile(r"\.(\d+)")
 # log fields that say where a line came from, not what it says
 LOG_CONTEXT = {"timestamp", "event", "level", "logger", "filename", "lineno", "task_id", "dag_id", "run_id",
                "map_index", "try_number", "ti_id", "error_detail"}
-
-
-def epoch(value: Any) -> float | None:
-    """An ISO 8601 time from the API as epoch seconds (a time without a zone is UTC)."""
-    if not value or not isinstance(value, str):
-        return None
-    # Python 3.10 reads only 3 or 6 digits of a fraction, and no "Z"
-    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "00000")[:6], value.replace("Z", "+00:00"), count=1)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def iso(seconds: float) -> str:

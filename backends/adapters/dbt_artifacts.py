@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 
 from ..model import State
+from .pipeline_base import epoch
 from .text import one_line, os_error_text, seconds
 
 EXECUTING = frozenset({"build", "run", "test", "seed", "snapshot"})  # a clean `dbt compile` refreshes nothing
@@ -94,21 +94,11 @@ class Graph:
     children: Mapping[str, tuple[str, ...]]
 
 
-def parse_time(text: Any) -> float | None:
-    """dbt's ``2026-11-22T05:27:45.128872Z`` as epoch seconds."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
 def _started(timing: Any) -> float | None:
     """When the node's execute step started (compile comes first and is quick), else its first step."""
     steps = [t for t in timing or () if isinstance(t, dict)]
     execute = [t for t in steps if t.get("name") == "execute"]
-    return parse_time((execute or steps or [{}])[0].get("started_at"))
+    return epoch((execute or steps or [{}])[0].get("started_at"))
 
 
 def _node_result(raw: dict) -> NodeResult:
@@ -123,9 +113,9 @@ def _node_result(raw: dict) -> NodeResult:
 def parse_run_results(data: Any) -> RunResults:
     try:
         metadata, args = data.get("metadata") or {}, data.get("args") or {}
-        ended, elapsed = parse_time(metadata.get("generated_at")), data.get("elapsed_time")
+        ended, elapsed = epoch(metadata.get("generated_at")), data.get("elapsed_time")
         elapsed = float(elapsed) if elapsed is not None else None
-        started = parse_time(metadata.get("invocation_started_at"))
+        started = epoch(metadata.get("invocation_started_at"))
         if started is None and ended is not None and elapsed is not None:
             started = ended - elapsed
         select = args.get("select") or ()

@@ -26,8 +26,7 @@ from typing import Any
 
 from ..model import Listing, PipelineItem, PipelineReading, Reading, State
 from .json_api import ApiError, JsonApi, segment
-from .pipeline_base import PipelineError, PipelineSource
-from .pipeline_rest import is_number, time_or_none
+from .pipeline_base import PipelineError, PipelineSource, is_number, time_or_none
 from .text import one_line
 
 RUN_STATES = {"NEW": State.OK, "RUNNING": State.OK, "COMPLETED": State.OK, "ABORTED": State.WARN,

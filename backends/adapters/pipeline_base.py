@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import math
+import re
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any
 
 from ..actions import Action
@@ -13,6 +16,54 @@ from .base import Source
 
 # the worst status words of the systems we read, as states; anything else running-ish is OK
 FAILED_WORDS = {"failed", "error", "fail", "upstream_failed", "crashed"}
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def epoch(value: Any) -> float | None:
+    """An ISO 8601 time from an API as epoch seconds (a time without a zone is UTC); None when it is not one."""
+    if not value or not isinstance(value, str):
+        return None
+    # Python 3.10 reads only 3 or 6 digits of a fraction, and no "Z"
+    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "00000")[:6], value.strip().replace("Z", "+00:00"), count=1)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def epoch_seconds(value: Any) -> float:
+    """A time as an API writes it, in epoch seconds: ISO 8601 (no zone: UTC), or a number of seconds or of
+    milliseconds (told apart by size). ``ValueError`` when it is neither."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+        value = float(value)
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(value)
+        return value / 1000 if value > 1e11 else float(value)  # 1e11 s is the year 5138; 1e11 ms is 1973
+    found = epoch(value)
+    if found is None:
+        raise ValueError(value)
+    return found
+
+
+def time_or_none(value: Any) -> float | None:
+    """``epoch_seconds`` for a time that may be absent or unreadable (an error's, a run's): None then."""
+    if value is None or value == "":
+        return None
+    try:
+        return epoch_seconds(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def is_number(value: Any) -> bool:
+    """A finite JSON number (``true`` and ``NaN`` are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class PipelineError(Exception):

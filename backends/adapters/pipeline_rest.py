@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from ..actions import Action, ActionResult, Emit, HttpRequest, Tier, title_of
 from ..model import Listing, PipelineItem, PipelineReading, Reading, State
 from .http_check import json_field
 from .json_api import ApiError, JsonApi, segment
-from .pipeline_base import FAILED_WORDS, PipelineError, PipelineSource
+from .pipeline_base import FAILED_WORDS, PipelineError, PipelineSource, epoch_seconds, is_number, time_or_none
 from .text import one_line
 
 DEFAULT_PATHS = {
@@ -70,25 +68,6 @@ MAX_ERRORS = 500  # failed batches listed when a pipeline is opened
 # The request body of "retry" on a whole pipeline: which batches is only known from the dry run, so the
 # request shown before confirming says so, and run() sends exactly the batches the preview listed.
 RETRY_LISTED_BODY = '{"batches": [<the failed batches listed below>]}'
-
-
-def epoch_seconds(value: Any) -> float:
-    """A time as an API writes it, in epoch seconds: ISO 8601 (no zone: UTC), or a number of seconds or of
-    milliseconds (told apart by size). ``ValueError`` when it is neither."""
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
-        value = float(value)
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise ValueError(value)
-        return value / 1000 if value > 1e11 else float(value)  # 1e11 s is the year 5138; 1e11 ms is 1973
-    if not isinstance(value, str):
-        raise ValueError(value)
-    moment = datetime.fromisoformat(value.strip())
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 class RestPipelines(PipelineSource):
@@ -360,11 +339,6 @@ class RestPipelines(PipelineSource):
         return {"batches": listed}
 
 
-def is_number(value: Any) -> bool:
-    """A finite JSON number (``true`` and ``NaN`` are not)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def judge(status: str | None, errors: int) -> tuple[State, str]:
     """The row's state and first words from the engine's status word and its error count."""
     if status is None:
@@ -380,16 +354,6 @@ def judge(status: str | None, errors: int) -> tuple[State, str]:
         said = f"{said} · {counted}" if said else counted
         state = max(state, State.WARN)
     return state, said
-
-
-def time_or_none(value: Any) -> float | None:
-    """``epoch_seconds`` for a time that may be absent or unreadable (an error's, a run's): None then."""
-    if value is None or value == "":
-        return None
-    try:
-        return epoch_seconds(value)
-    except (ValueError, OverflowError):
-        return None
 
 
 def error_items(name: str, errors: list[dict]) -> tuple[PipelineItem, ...]:
