@@ -77,7 +77,7 @@ class Dashboard(Screen):
         elif name == "resources":
             yield StatusTable(rows.GAUGE_COLUMNS, id="gauges-table", classes="pane--body")
             yield StatusTable(rows.PROCESS_COLUMNS, id="processes-table", classes="pane--body")
-        elif name == "pipelines":
+        elif name == "pipelines" and self.app.config.section("pipelines"):  # no table to build when none is watched
             yield StatusTable(rows.PIPELINE_COLUMNS, id="pipelines-table", classes="pane--body")
         elif name == "logs":
             yield LogView(id="log-view", classes="pane--body")
@@ -139,8 +139,9 @@ class Dashboard(Screen):
             for g in gauges])
         pipelines = [r for r in by_pane.get(PaneKind.PIPELINES, []) if isinstance(r, PipelineReading)]
         pipelines.sort(key=lambda r: (-r.state, r.key))  # failures first
-        self.query_one("#pipelines-table", StatusTable).set_rows(
-            [self._pipeline_row(p, stale(p), transitions.get(p.key, ""), now) for p in pipelines])
+        if pipelines:
+            self.query_one("#pipelines-table", StatusTable).set_rows(
+                [self._pipeline_row(p, stale(p), transitions.get(p.key, ""), now) for p in pipelines])
         if len(self._pipeline_cache) > 2 * len(pipelines) + 16:
             alive = {p.key for p in pipelines}
             self._pipeline_cache = {k: v for k, v in self._pipeline_cache.items() if k in alive}
