@@ -22,7 +22,7 @@ MARKER = "lakedeck-marker: the source table [/raw/orders] is missing"  # what fa
 
 
 async def wait_for(pilot, condition, seconds: float = 15.0) -> None:
-    assert await until(pilot, condition, seconds), "condition never became true"
+    assert await until(pilot, condition, seconds), f"condition never became true; the screen:\n{screen_text(pilot.app)}"
 
 
 async def choose(pilot, app, title: str) -> None:
@@ -93,8 +93,10 @@ async def test_triage_a_failing_dag_from_the_keyboard(tmp_path, airflow):
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.dashboard)
 
+        rows.move_cursor(row=rows.keys.index("af:failing_dag"))
+        rows.focus()
         await pilot.press("enter")  # the DAG's runs, newest first
-        await wait_for(pilot, lambda: isinstance(app.screen, PipelineScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, PipelineScreen), 30)
         runs = app.screen
         await wait_for(pilot, lambda: run["dag_run_id"] in screen_text(app))
         assert runs.selected is not None and runs.selected.ref == ("run", "failing_dag", run["dag_run_id"])
