@@ -1,7 +1,10 @@
-"""Build adapters the way the engine does: through the real config schema, so every option has its default."""
+"""Build adapters the way the engine does (through the real config schema, so every option has its default),
+and serve test HTTP APIs on loopback."""
 
 from __future__ import annotations
 
+import threading
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import yaml
@@ -33,3 +36,23 @@ async def read_all(source) -> dict:
     for reading in readings:
         assert "\n" not in reading.reason and len(reading.reason) <= 200
     return {r.name: r for r in readings}
+
+
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 with a free port, served from a thread until ``stop()``."""
+
+    def __init__(self, handler: type) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.root = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

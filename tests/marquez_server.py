@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from helpers import LoopbackServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "marquez"
 PAGED = ("namespaces", "jobs", "datasets")
@@ -45,11 +46,8 @@ class MarquezReplay:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._http = LoopbackServer(Handler)
+        self.url = self._http.root
 
     def answer(self, raw_path: str) -> tuple[int, str, bytes]:
         url = urlsplit(raw_path)
@@ -76,13 +74,11 @@ class MarquezReplay:
             return [query for p, query in self.requests if p == path]
 
     def start(self) -> "MarquezReplay":
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._http.stop()
 
 
 @pytest.fixture

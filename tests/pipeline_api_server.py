@@ -18,11 +18,12 @@ import copy
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Iterator
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from helpers import LoopbackServer
 
 BASE = "/api/v1/analytics/pipelines"
 T0 = 1_714_557_600  # 2024-05-01T10:00:00Z
@@ -187,32 +188,18 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = _serve
 
 
-class PipelineApi:
+class PipelineApi(LoopbackServer):
     """The running server: ``url`` is the default API's base, ``root`` the server's, ``engine`` its state."""
 
     def __init__(self) -> None:
         self.engine = PipelineEngine()
-        handler = type("Handler", (_Handler,), {"engine": self.engine})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self.root = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(type("Handler", (_Handler,), {"engine": self.engine}))
         self.url = self.root + BASE
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
 
     def fail(self, method: str, path: str, status: int, body: Any) -> None:
         """Make ``method path`` (a path under the server's root, as sent) answer ``status`` with ``body``."""
         with self.engine.lock:
             self.engine.failures[(method, path)] = (status, body if isinstance(body, bytes) else json.dumps(body).encode())
-
-    def start(self) -> "PipelineApi":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
 
 
 @pytest.fixture
