@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import enum
 import shlex
+import time
 from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable
 
@@ -92,6 +94,24 @@ class ActionResult:
 
 Emit = Callable[[str], None]
 Preview = Callable[[], Awaitable[list[str]]]
+TRANSCRIPT_LINES = 200  # the output an action's result keeps (the audit log and the failure modal show its end)
+
+
+class Transcript:
+    """An adapter's own action as it goes: each line passed to ``emit`` and kept, and the result at the end."""
+
+    def __init__(self, action: Action, emit: Emit) -> None:
+        self.action = action
+        self.emit = emit
+        self.lines: collections.deque[str] = collections.deque(maxlen=TRANSCRIPT_LINES)
+        self.started = time.monotonic()
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+        self.emit(line)
+
+    def result(self, ok: bool, error: str = "", exit_code: int | None = None) -> ActionResult:
+        return ActionResult(self.action, ok, exit_code, list(self.lines), time.monotonic() - self.started, error)
 
 
 class ActionRefused(Exception):

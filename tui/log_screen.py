@@ -11,13 +11,11 @@ from typing import TYPE_CHECKING
 from textual.app import ComposeResult
 from textual.screen import Screen
 
-from backends.keymap import KEYS
 from backends.model import LogLine
-from widgets.key_bar import KeyBar
 from widgets.log_view import LogView
 from widgets.pane import Pane
 
-from .bindings import bindings
+from .bindings import bindings, key_bar
 
 if TYPE_CHECKING:
     from backends.log_pager import FilePager
@@ -68,10 +66,7 @@ class LogScreen(Screen):
         with Pane(self.title_text, None, self.empty, id="pane-log") as pane:
             yield pane.empty_notice
             yield LogView(id="screen-log-view", classes="pane--body")
-        app = self.app
-        yield KeyBar([(app.key_display(key_id).split(" or ")[0],  # type: ignore[attr-defined]
-                       KEY_WORDS.get(key_id) or next(s.label for s in KEYS if s.id == key_id))
-                      for key_id in SHOWN_KEYS if key_id != "back" or self.can_go_back])
+        yield key_bar(self.app, [k for k in SHOWN_KEYS if k != "back" or self.can_go_back], KEY_WORDS)
 
     def on_mount(self) -> None:
         self.view.focus()

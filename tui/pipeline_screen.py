@@ -9,14 +9,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.screen import Screen
 
-from backends.keymap import KEYS
 from backends.model import Listing, PipelineItem
-from widgets.key_bar import KeyBar
 from widgets.pane import Pane
 from widgets.status_table import StatusTable
 
 from . import rows
-from .bindings import bindings
+from .bindings import bindings, key_bar
 
 SHOWN_KEYS = ("details", "logs", "actions", "filter", "refresh", "help", "back", "quit")
 KEY_WORDS = {"details": "Open", "back": "Back"}
@@ -39,10 +37,7 @@ class PipelineScreen(Screen):
         with Pane(self.title_text, None, "Nothing here.", id="pane-pipeline") as pane:
             yield pane.empty_notice
             yield StatusTable(self.listing.columns, id="pipeline-table", classes="pane--body")
-        app = self.app
-        yield KeyBar([(app.key_display(key_id).split(" or ")[0],  # type: ignore[attr-defined]
-                       KEY_WORDS.get(key_id) or next(s.label for s in KEYS if s.id == key_id))
-                      for key_id in SHOWN_KEYS])
+        yield key_bar(self.app, SHOWN_KEYS, KEY_WORDS)
 
     def on_mount(self) -> None:
         self.show(self.listing, self.read_at)

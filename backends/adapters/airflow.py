@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from ..actions import Action, ActionResult, Emit, Tier
+from ..actions import Action, ActionResult, Emit, Tier, Transcript
 from ..logtext import LEVELS, Stamper
 from ..model import Listing, LogLine, PipelineItem, PipelineReading, Reading, State
 from .airflow_api import (
@@ -417,20 +416,14 @@ class AirflowInstance(AirflowApi, PipelineSource):
     async def run(self, action: Action, emit: Emit) -> ActionResult:
         if not self._own(action):
             return await super().run(action, emit)  # the config's own commands and requests
-        started = time.monotonic()
-        output: list[str] = []
-
-        def say(line: str) -> None:
-            output.append(line)
-            emit(line)
-
+        transcript = Transcript(action, emit)
         try:
-            await self._do(action, Budget(action.timeout), say)
+            await self._do(action, Budget(action.timeout), transcript.say)
         except (ApiError, ValueError) as exc:
             error = one_line(str(exc))
-            say(error)
-            return ActionResult(action, False, None, output, time.monotonic() - started, error)
-        return ActionResult(action, True, None, output, time.monotonic() - started)
+            transcript.say(error)
+            return transcript.result(False, error)
+        return transcript.result(True)
 
     async def _do(self, action: Action, budget: Budget, say: Callable[[str], None]) -> None:
         dag_id = action.ref[1]

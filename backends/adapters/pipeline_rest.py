@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
-from ..actions import Action, ActionResult, Emit, HttpRequest, Tier, title_of
+from ..actions import Action, ActionResult, Emit, HttpRequest, Tier, Transcript, title_of
 from ..model import Listing, PipelineItem, PipelineReading, Reading, State
 from .http_check import json_field
 from .json_api import ApiError, JsonApi, segment
@@ -289,18 +288,10 @@ class RestPipelines(PipelineSource):
         return [error_line(e) for e in errors if str(e.get("batch") or "") in batches]
 
     async def run(self, action: Action, emit: Emit) -> ActionResult:
-        started = time.monotonic()
-        output: list[str] = []
-
-        def say(line: str) -> None:
-            output.append(line)
-            emit(line)
-
-        def result(ok: bool, error: str = "", status: int | None = None) -> ActionResult:
-            return ActionResult(action, ok, status, output, time.monotonic() - started, error)
-
         if action.id not in ACTIONS or len(action.ref) < 2:
-            return result(False, f"the rest adapter cannot run {action.id!r} on {action.target}")
+            return await super().run(action, emit)  # the config's own commands and requests
+        transcript = Transcript(action, emit)
+        say, result = transcript.say, transcript.result
         if self.api is None:
             return result(False, self.bad_url)
         name = action.ref[1]

@@ -7,7 +7,7 @@ import time
 import xmlrpc.client
 from typing import Any
 
-from ..actions import Action, ActionResult, Emit, Tier
+from ..actions import Action, ActionResult, Emit, Tier, Transcript
 from ..config import SourceSpec
 from ..durations import format_uptime
 from ..model import CheckReading, State
@@ -91,14 +91,8 @@ class SupervisorProgram(ServiceSource):
         if action.argv or action.request is not None or (action.id not in STEPS and action.id != "tail"):
             return await super().run(action, emit)  # the config's own commands and requests
         started = time.monotonic()
-        output: list[str] = []
-
-        def say(line: str) -> None:
-            output.append(line)
-            emit(line)
-
-        def done(ok: bool, error: str = "") -> ActionResult:
-            return ActionResult(action, ok, None, output[-TAIL_LINES:], time.monotonic() - started, error)
+        transcript = Transcript(action, emit)
+        say, done = transcript.say, transcript.result
 
         try:
             if action.id == "tail":
