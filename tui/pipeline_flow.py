@@ -117,6 +117,8 @@ class PipelineFlow:
                 return True
             if item.has_log:
                 self.app.run_worker(self._show_log(screen.source, item), group="pipelines", exit_on_error=False)
+            elif not item.can_open:
+                self.app.notify(f"{plain(item.name)} has no log", timeout=3)
             else:
                 self.app.run_worker(self._find_log(screen.source, item.ref, plain(item.name)), group="pipelines",
                                     exit_on_error=False)
