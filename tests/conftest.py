@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest_airflow import airflow  # noqa: F401  (fixture: a real Airflow 3, one for the whole run)
+from conftest_airflow import airflow  # noqa: F401  (fixture: a real Airflow 3, one per test module)
 from conftest_supervisor import supervisord  # noqa: F401  (fixture: a real supervisord)
 from stand_ins import only_stand_ins, stand_ins  # noqa: F401  (fixtures: stand-in executables on PATH)
 

@@ -278,7 +278,8 @@ def _migrate(server: Airflow) -> None:
         pytest.fail(f"airflow db migrate exited with {code}\n{tail(server.home / 'migrate.log')}")
 
 
-@pytest.fixture(scope="session")
+# per module, not per run: a running scheduler would take CPU from every test that comes after it
+@pytest.fixture(scope="module")
 def airflow() -> Iterator[Airflow]:
     venv = installed_venv()
     home = Path(tempfile.mkdtemp(prefix="ld-airflow-"))
