@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := tmux
+APT_PACKAGES := tmux prometheus prometheus-node-exporter prometheus-alertmanager
 
 .PHONY: run test bench check-python system-deps snapshots clean
 
@@ -21,7 +21,7 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# The real components the tests run: tmux for the end-to-end tests.
+# The real components the tests run: tmux for the end-to-end tests; Prometheus, node_exporter, Alertmanager.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

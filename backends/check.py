@@ -8,7 +8,8 @@ from typing import Any, TextIO
 
 from .config import Config
 from .engine import Engine
-from .model import CheckReading, GaugeReading, LogReading, PipelineReading, ProcessTableReading, Reading, State
+from .model import (AlertReading, CheckReading, GaugeReading, HostReading, LogReading, PipelineReading,
+                    ProcessTableReading, Reading, State)
 from .text import one_line
 
 
@@ -22,6 +23,12 @@ def summarize(reading: Reading) -> str:
         return reading.path
     if isinstance(reading, PipelineReading):
         return f"{reading.kind} " + ("paused" if reading.paused else reading.status)
+    if isinstance(reading, AlertReading):
+        if reading.status == "silence":
+            return f"{reading.origin} silence"
+        return f"{reading.origin} {reading.severity} {reading.status}" + (" acked" if reading.acked else "")
+    if isinstance(reading, HostReading):
+        return f"host {reading.instance}"
     if isinstance(reading, ProcessTableReading):
         return f"top {len(reading.by_cpu)} processes"
     return ""
@@ -54,9 +61,20 @@ def as_json(readings: list[Reading]) -> list[dict[str, Any]]:
             "what": summarize(r),
             "value": r.value,
             "ts": r.ts,
+            **_alert_fields(r),
+            **({"metrics": r.metrics()} if isinstance(r, HostReading) else {}),
         }
         for r in readings
     ]
+
+
+def _alert_fields(reading: Reading) -> dict[str, Any]:
+    if not isinstance(reading, AlertReading):
+        return {}
+    return {"alert": {"origin": reading.origin, "name": reading.name, "severity": reading.severity,
+                      "status": reading.status, "since": reading.since, "until": reading.until,
+                      "target": reading.target, "why": reading.why, "value": reading.amount,
+                      "acked": reading.acked, "labels": dict(reading.labels)}}
 
 
 def write_table(readings: list[Reading], out: TextIO) -> None:

@@ -63,6 +63,8 @@ class Config:
     sources: tuple[SourceSpec, ...]
     read_only: bool = False
     audit_log: str | None = None
+    bell: str = "critical"
+    store: Mapping[str, Any] = field(default_factory=lambda: _store(None))  # enabled, path, retention, every
 
     def section(self, name: str) -> tuple[SourceSpec, ...]:
         return tuple(s for s in self.sources if s.section == name)
@@ -150,7 +152,7 @@ def _overrides_known(kind: str, validate=None, section: str = "services"):
     from .adapters import ACTION_IDS
 
     ids = ACTION_IDS.get((section, kind), ())
-    noun = "service" if section == "services" else "pipeline source"
+    noun = {"services": "service", "pipelines": "pipeline source", "alerts": "alerts source"}[section]
 
     def check(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
         if validate is not None:
@@ -236,10 +238,75 @@ SERVICE_KINDS = {
     ), validate=_overrides_known("kubernetes", _exactly_one("deployment", "statefulset"))),
 }
 
+def _http_api(**fields: Field) -> dict[str, Field]:
+    """The fields of a source read over an HTTP API: its URL, headers and TLS."""
+    return dict(
+        url=Field(Str(), required=True, help="the API's base URL, e.g. http://127.0.0.1:9090"),
+        headers=Field(MapOf(Str(non_empty=False)), default=dict, help="request headers; use ${VAR} for secrets"),
+        verify_tls=Field(Bool(), default=True),
+        ca_file=Field(Str(), help="a CA bundle to verify against"),
+        **fields,
+    )
+
+
+class OffOr(Str):
+    """A choice where YAML's ``off`` (read as false) means "off"."""
+
+    def check(self, node, ctx, what):
+        if scalar(node, ctx, what) is False:
+            return "off"
+        return super().check(node, ctx, what)
+
+
+def _signed_level() -> Obj:
+    """Levels for any number (a latency, a lag, a success rate), either way up."""
+    return Obj({
+        "warn": Field(Number(), help="WARN at or beyond this"),
+        "critical": Field(Number(), help="CRITICAL at or beyond this"),
+        "below": Field(Bool(), default=False, help="lower is worse (a success rate): WARN at or below warn"),
+    }, validate=_levels_in_order)
+
+
+def _levels_in_order(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
+    warn, critical = out.get("warn"), out.get("critical")
+    if warn is None or critical is None:
+        return
+    if out.get("below") and warn < critical:
+        raise ctx.error(node, f"{what}: with below: true, warn {warn} is below critical {critical} "
+                              "(expected warn >= critical: lower is worse)")
+    if not out.get("below") and warn > critical:
+        raise ctx.error(node, f"{what}: warn {warn} is above critical {critical} (expected warn <= critical)")
+
+
+PROMETHEUS_GAUGE = Obj({
+    "name": Field(Str(), required=True, help="the gauge's label, e.g. api p95"),
+    "query": Field(Str(), required=True, help="PromQL for an instant query; each series it returns is a gauge"),
+    "unit": Field(Str(non_empty=False), default="", help="shown after the value: %, ms, s, B, B/s, msg/s..."),
+    "levels": Field(_signed_level(), default=dict, help="{warn, critical, below}"),
+    "by": Field(Str(), help="the label that names each series, e.g. instance (default: the labels that differ)"),
+    "range": Field(Duration(), default=3600.0, help="the sparkline's window, read with a range query (0: none)"),
+})
+
+METRIC_KINDS = {
+    "prometheus": Obj(_common(**_http_api(
+        gauges=Field(ListOf(PROMETHEUS_GAUGE), default=list, help="PromQL gauges shown in Resources"),
+        targets=Field(Bool(), default=True, help="scrape targets' health as rows in Services"),
+    ))),
+}
+
+HOST_THRESHOLDS = MapOf(_level(), key_choices=("cpu", "memory", "swap", "disk", "load"))
+
 HOST_KINDS = {
+    "prometheus": Obj(_common(**_http_api(
+        selector=Field(Str(non_empty=False), default="", help='label matchers for node_exporter series, e.g. '
+                                                               'job="node" (default: every node_exporter)'),
+        instances=Field(ListOf(Str(), single_ok=True), default=list, help="instances to show, names or globs "
+                                                                         "(default: all)"),
+        thresholds=Field(HOST_THRESHOLDS, default=dict, help="per-metric warn/critical levels (load: per core)"),
+        range=Field(Duration(), default=3600.0, help="the CPU sparkline's window (0: none)"),
+    ))),
     "local": Obj(_common(
-        thresholds=Field(MapOf(_level(), key_choices=("cpu", "memory", "swap", "disk", "load")), default=dict,
-                         help="per-metric warn/critical levels in percent (load: per core)"),
+        thresholds=Field(HOST_THRESHOLDS, default=dict, help="per-metric warn/critical levels in percent (load: per core)"),
         exclude_mounts=Field(ListOf(Str()), default=lambda: ["/snap/*", "/boot/efi", "/var/lib/docker/*"],
                              help="mount points to leave out (globs)"),
         top=Field(Int(1, 50), default=8, help="how many top processes to list"),
@@ -332,13 +399,71 @@ PIPELINE_KINDS = {
     ), validate=_overrides_known("lineage", section="pipelines")),
 }
 
+def _alert_source(**fields: Field) -> dict[str, Field]:
+    return _common(
+        **fields,
+        actions=Field(ListOf(ACTION), default=list, help="more actions, or tier overrides of the adapter's"),
+        read_only=Field(Bool(), default=False, help="refuse silences and every other action above read"),
+    )
+
+
+ALERT_KINDS = {
+    "alertmanager": Obj(_alert_source(**_http_api(
+        author=Field(Str(), help="who silences are created by (default: user@host of the console)"),
+        silence=Field(Duration(60.0), default=7200.0, help="how long a silence lasts when no duration is typed"),
+    )), validate=_overrides_known("alertmanager", section="alerts")),
+    "prometheus": Obj(_alert_source(**_http_api()), validate=_overrides_known("prometheus", section="alerts")),
+}
+
 SECTIONS = {
     "services": SERVICE_KINDS,
     "hosts": HOST_KINDS,
+    "metrics": METRIC_KINDS,
     "pipelines": PIPELINE_KINDS,
     "logs": LOG_KINDS,
+    "alerts": ALERT_KINDS,
 }
-SECTION_DEFAULT_KIND = {"services": None, "hosts": "local", "pipelines": None, "logs": "file"}
+SECTION_DEFAULT_KIND = {"services": None, "hosts": "local", "metrics": "prometheus", "pipelines": None,
+                        "logs": "file", "alerts": None}
+RULES_SOURCE = "rules"  # the source that evaluates the config's rules: its alerts are keyed "rules:<rule>:<target>"
+
+
+def _one_condition(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
+    given = [k for k in ("above", "below", "state") if out.get(k) is not None]
+    if len(given) != 1:
+        raise ctx.error(node, f"{what} gives {len(given)} of above, below, state (expected exactly one condition)")
+    clear = out.get("clear")
+    if clear is not None and (given[0] == "state"
+                              or (given[0] == "above" and clear > out["above"])
+                              or (given[0] == "below" and clear < out["below"])):
+        raise ctx.error(node, f"{what}.clear {clear} does not lie on the good side of the threshold (expected "
+                              f"clear <= above, or clear >= below; no clear with state)")
+
+
+RULE = Obj({
+    "name": Field(Str(), required=True, help="the alert's name, e.g. high_cpu"),
+    "source": Field(Str(), required=True, help="the source whose readings it tests: a name or a glob"),
+    "target": Field(Str(), help="only readings whose key matches this glob, e.g. fleet:web-*"),
+    "metric": Field(Str(), default="value", help="which number of the reading: value (what its sparkline shows), "
+                                                 "or cpu, memory, disk, load, rx, tx, up of a host"),
+    "above": Field(Number(), help="fires when the metric is above this"),
+    "below": Field(Number(), help="fires when the metric is below this"),
+    "state": Field(Str(("warn", "unknown", "critical")), help="fires when the reading is at least this bad"),
+    "clear": Field(Number(), help="resolves only once the metric is back past this level (hysteresis; "
+                                  "default: the threshold)"),
+    "for": Field(Duration(), default=0.0, help="pending until the condition has held this long, then firing"),
+    "clear_for": Field(Duration(), default=60.0, help="firing until the condition has been clear this long: "
+                                                      "a flapping condition pages once"),
+    "severity": Field(Str(("info", "warning", "critical")), default="warning"),
+    "description": Field(Str(non_empty=False), default="", help="what it means and what to do"),
+}, validate=_one_condition)
+
+STORE = Obj({
+    "enabled": Field(Bool(), default=True, help="keep history on disk (samples and state changes)"),
+    "path": Field(Str(), help="the DuckDB file (default: $XDG_STATE_HOME/lakedeck/history.duckdb)"),
+    "retention": Field(Duration(3600.0), default=7 * 86400.0, help="how long samples are kept"),
+    "every": Field(Duration(1.0), default=10.0, help="at most one sample per reading and metric this often"),
+})
 
 ROOT = Obj({
     "refresh": Field(Duration(0.1), default=DEFAULT_REFRESH, help="how often sources are polled"),
@@ -349,6 +474,10 @@ ROOT = Obj({
     "history": Field(Int(10, 100_000), default=300, help="points of history kept per reading"),
     "read_only": Field(Bool(), default=False, help="refuse every action above read, everywhere"),
     "audit_log": Field(Str(), help="where actions are recorded (default: $XDG_STATE_HOME/lakedeck/audit.jsonl)"),
+    "rules": Field(ListOf(RULE), default=list, help="lakedeck's own alert rules, evaluated with hysteresis"),
+    "bell": Field(OffOr(("critical", "warning", "off")), default="critical",
+                  help="ring the terminal bell when a new alert of this severity or worse fires"),
+    "store": Field(STORE, default=dict, help="history on disk, for sparklines after a restart and lakedeck history"),
     **{name: Field(ListOf(Tagged(kinds, SECTION_DEFAULT_KIND[name])), default=list) for name, kinds in SECTIONS.items()},
 })
 
@@ -441,6 +570,12 @@ def build(raw: dict[str, Any], origin: str, node: yaml.Node | None = None, ctx: 
             names.add(name)
             sources.append(SourceSpec(section, name, kind, interval, timeout, item))
     _check_log_references(sources, node, ctx)
+    if raw.get("rules"):
+        if RULES_SOURCE in names:
+            _fail(ctx, node, f"a source is named {RULES_SOURCE!r}, the name of the source that evaluates rules: "
+                             "(expected another name)")
+        sources.append(SourceSpec("alerts", RULES_SOURCE, "rules", refresh, min(MAX_DEFAULT_TIMEOUT, refresh * 0.75),
+                                  {"rules": raw["rules"]}))
     return Config(
         origin=origin,
         refresh=refresh,
@@ -451,7 +586,17 @@ def build(raw: dict[str, Any], origin: str, node: yaml.Node | None = None, ctx: 
         sources=tuple(sources),
         read_only=raw["read_only"],
         audit_log=raw["audit_log"],
+        bell=raw.get("bell") or "critical",
+        store=_store(raw.get("store")),
     )
+
+
+def _store(given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The store's settings with their defaults, also for a Config built without a file."""
+    fields = STORE.fields
+    out = {k: f.default() if callable(f.default) else f.default for k, f in fields.items()}
+    out.update({k: v for k, v in (given or {}).items() if v is not None})
+    return out
 
 
 def _check_log_references(sources: list[SourceSpec], root: yaml.Node | None, ctx: Context | None) -> None:

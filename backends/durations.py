@@ -6,6 +6,8 @@ import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_COMPOUND = re.compile(r"^(?:\d+(?:ms|s|m|h|d))+$")  # 1h30m, 2d04h: what format_duration writes reads back
+_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -17,9 +19,11 @@ def parse_duration(text: str | int | float) -> float:
             raise ValueError("a duration cannot be negative")
         return float(text)
     match = _PATTERN.match(text)
-    if not match:
-        raise ValueError("expected a duration such as 500ms, 5s, 2m, 24h or 7d")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if match:
+        return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if _COMPOUND.match(text.strip()):
+        return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+    raise ValueError("expected a duration such as 500ms, 5s, 2m, 24h, 7d or 1h30m")
 
 
 def format_duration(seconds: float) -> str:

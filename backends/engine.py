@@ -10,12 +10,14 @@ import collections
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from .actions import Action, ActionRefused, ActionResult, Emit, Tier, merge
 from .adapters import build_source
 from .audit import AuditLog, default_path, secrets_in
 from .adapters.base import BrokenSource, Source, StillRunning
+if TYPE_CHECKING:
+    from .store import HistoryStore
 from .config import Config, SourceSpec
 from .durations import format_duration
 from .model import Reading, SourceHealth, State, Update
@@ -41,8 +43,9 @@ def backoff_delay(interval: float, failures: int, cap: float = BACKOFF_CAP) -> f
 
 class Engine:
     def __init__(self, config: Config, clock: Callable[[], float] = time.time,
-                 source_factory: SourceFactory = build_source) -> None:
+                 source_factory: SourceFactory = build_source, store: HistoryStore | None = None) -> None:
         self.config = config
+        self.store = store  # history on disk: every poll's readings are handed to it (it writes in its own thread)
         self.clock = clock
         self._factory = source_factory
         self.sources: dict[str, Source] = {}
@@ -79,6 +82,9 @@ class Engine:
             except Exception as exc:  # a broken adapter is one red row, not a dead console
                 reason = one_line(f"cannot start the {spec.kind} adapter: {type(exc).__name__}: {exc}")
                 self.sources[spec.name] = BrokenSource(spec, self.config.thresholds, reason)
+            watch = getattr(self.sources[spec.name], "watch", None)
+            if watch is not None:  # the rules source judges every other source's latest readings
+                watch(self.readings)
             self._locks[spec.name] = asyncio.Lock()
         return self.sources[spec.name]
 
@@ -149,7 +155,10 @@ class Engine:
         """One poll of every source, all at once: what `lakedeck check` runs."""
         if not self.sources:
             await asyncio.to_thread(self.build)
-        return list(await asyncio.gather(*(self.poll_once(name) for name in self.sources)))
+        # the rules judge what the others read, so they go last
+        judges = [name for name, source in self.sources.items() if hasattr(source, "watch")]
+        updates = list(await asyncio.gather(*(self.poll_once(n) for n in self.sources if n not in judges)))
+        return updates + [await self.poll_once(name) for name in judges]
 
     # -- polling -----------------------------------------------------------------------------------
 
@@ -229,6 +238,8 @@ class Engine:
                 health.next_delay = min(health.next_delay, max(0.0, FOLLOW_INTERVAL - (self.clock() - started)))
             update = Update(name, tuple(readings), health)
             self._record(name, readings, replace=not failure)
+            if self.store is not None:
+                self.store.record(readings)
             for target in self._settling.pop(name, ()):  # the first poll after an action shows its real outcome
                 self.transitions.pop(target, None)
         self._notify(update)
@@ -254,6 +265,9 @@ class Engine:
                 ring = self.history.get(reading.key)
                 if ring is None:
                     ring = self.history[reading.key] = collections.deque(maxlen=self.config.history)
+                backfill = getattr(reading, "backfill", ())
+                if backfill and len(ring) < len(backfill):
+                    self._prepend(ring, backfill)
                 ring.append((reading.ts, value))
         if replace:
             for gone in keys - fresh:
@@ -261,6 +275,25 @@ class Engine:
                 self.history.pop(gone, None)
             keys.clear()
         keys |= fresh
+
+    @staticmethod
+    def _prepend(ring: collections.deque[tuple[float, float]], points: Iterable[tuple[float, float]]) -> None:
+        """Put earlier points (a range query, the store) before what the ring holds, keeping the newest."""
+        first = ring[0][0] if ring else float("inf")
+        older = [p for p in points if p[0] < first]
+        if older:
+            kept = list(ring)
+            ring.clear()
+            ring.extend(older[-(ring.maxlen or len(older)):])
+            ring.extend(kept)
+
+    def seed_history(self, series: dict[str, list[tuple[float, float]]]) -> None:
+        """Sparklines full right after a restart: the store's points for each key, before the first poll's."""
+        for key, points in series.items():
+            ring = self.history.get(key)
+            if ring is None:
+                ring = self.history[key] = collections.deque(maxlen=self.config.history)
+            self._prepend(ring, points)
 
     # -- actions ---------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ class Pane(str, enum.Enum):
     PIPELINES = "pipelines"
     LOGS = "logs"
     BACKUPS = "backups"
+    ALERTS = "alerts"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class Reading:
     def value(self) -> float | None:
         """The number kept in history for sparklines, if any."""
         return None
+
+    def metrics(self) -> dict[str, float]:
+        """The named numbers rules can test and the history store keeps; ``value`` is the sparkline's."""
+        value = self.value
+        return {} if value is None else {"value": value}
 
 
 @dataclass(frozen=True)
@@ -77,11 +83,79 @@ class GaugeReading(Reading):
     unit: str = "%"
     percent: float | None = None
     group: str = ""
+    # Earlier (ts, value) points from the source itself (a Prometheus range query): the sparkline is full
+    # from the first poll. The engine takes them only while it holds fewer points of its own.
+    backfill: tuple[tuple[float, float], ...] = field(default=(), compare=False, repr=False)
     pane: Pane = Pane.RESOURCES
 
     @property
     def value(self) -> float | None:
         return self.percent if self.percent is not None else self.amount
+
+
+@dataclass(frozen=True)
+class HostReading(Reading):
+    """One machine of a fleet, as its node_exporter reports through Prometheus: one row per host.
+
+    Percentages are 0-100; ``load`` is the 1-minute load per core; rates are bytes per second.
+    None means the metric is missing for this host (the exporter does not report it, or the host is down).
+    """
+
+    instance: str = ""
+    up: bool = True
+    cpu: float | None = None
+    memory: float | None = None
+    disk: float | None = None  # the fullest filesystem
+    disk_mount: str = ""
+    load: float | None = None
+    rx: float | None = None
+    tx: float | None = None
+    backfill: tuple[tuple[float, float], ...] = field(default=(), compare=False, repr=False)  # cpu, as for gauges
+    pane: Pane = Pane.RESOURCES
+
+    @property
+    def value(self) -> float | None:
+        return self.cpu
+
+    def metrics(self) -> dict[str, float]:
+        named = {"value": self.cpu, "cpu": self.cpu, "memory": self.memory, "disk": self.disk, "load": self.load,
+                 "rx": self.rx, "tx": self.tx, "up": 1.0 if self.up else 0.0}
+        return {k: v for k, v in named.items() if v is not None}
+
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class AlertReading(Reading):
+    """One alert: from lakedeck's own rules, Prometheus or Alertmanager; or an Alertmanager silence.
+
+    ``status`` is pending, firing, resolved, silenced (firing, but a silence or inhibition holds it) or
+    ``silence`` for a silence row itself. ``state`` follows severity while firing (critical -> CRITICAL,
+    warning -> WARN) and is OK otherwise, so counts and the worst state mean "what pages now".
+    """
+
+    origin: str = ""  # lakedeck, prometheus, alertmanager
+    name: str = ""  # the rule's name or the alertname; for a silence, its matchers
+    severity: str = "warning"  # info, warning, critical
+    status: str = "firing"
+    since: float | None = None  # when it began to fire (or to be pending); a silence's start
+    until: float | None = None  # when a silence ends, or when a resolved alert resolved
+    target: str = ""  # what it is about: an instance, a reading key, a job
+    why: str = ""  # value against threshold, or the alert's summary; a silence's comment and author
+    amount: float | None = None  # the value that fired it, when there is one
+    fingerprint: str = ""  # stable identity across polls and origins (acks, silences, one row per alert)
+    labels: tuple[tuple[str, str], ...] = ()
+    silenced_by: tuple[str, ...] = ()
+    acked: bool = False
+    pane: Pane = Pane.ALERTS
+
+    @property
+    def value(self) -> float | None:
+        return None
+
+    def metrics(self) -> dict[str, float]:
+        return {}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import collections
 from typing import TYPE_CHECKING
 
 from backends.actions import Action, ActionRefused, ActionResult, Tier
-from backends.model import PipelineReading, State
+from backends.model import AlertReading, PipelineReading, State
 from backends.text import one_line, visible
 from widgets.action_panel import ActionPanel
 from widgets.key_bar import KeyBar
@@ -35,8 +35,8 @@ class ActionFlow:
         if not isinstance(focused, StatusTable) or focused.selected_key is None:
             return None
         reading = self.engine.readings.get(focused.selected_key)
-        if isinstance(reading, PipelineReading) and reading.key != reading.source:
-            return reading.key  # one DAG, one dbt project: its own actions
+        if isinstance(reading, (PipelineReading, AlertReading)) and reading.key != reading.source:
+            return reading.key  # one DAG, one dbt project, one alert: its own actions
         return reading.source if reading is not None else None
 
     def _target_or_say(self) -> str | None:
@@ -118,7 +118,7 @@ class ActionFlow:
 
         from widgets.ask_modal import AskModal  # modals load on first use, not at start-up
 
-        self.app.push_screen(AskModal(f"{action.title} {action.target}", action.ask, check), given)
+        self.app.push_screen(AskModal(f"{action.title} {action.target}", action.ask, check, initial=action.value), given)
 
     async def _confirm(self, action: Action) -> None:
         await self.engine.record("requested", action)

@@ -18,7 +18,7 @@ from backends.config import Config
 from backends.durations import format_age
 from backends.engine import Engine
 from backends.keymap import KEYS
-from backends.model import LogLine, LogReading, PipelineReading, State, Update
+from backends.model import AlertReading, LogLine, LogReading, PipelineReading, State, Update
 from themes import STYLESHEET, THEMES
 from widgets.action_panel import ActionPanel
 from widgets.log_view import LogView
@@ -47,6 +47,31 @@ GATHER_DELAY = 0.03  # sources polled at the same moment answer within this and 
 LOG_BACKLOG = 10_000
 COUNT_ROLES = ((State.CRITICAL, "critical", "critical"), (State.UNKNOWN, "unknown", "unknown"),
                (State.WARN, "warn", "warn"), (State.OK, "ok", "ok"))
+ALERT_COUNTS = (("critical", "critical"), ("warning", "warn"), ("info", "muted"))
+BELL_AT = {"critical": ("critical",), "warning": ("critical", "warning"), "off": ()}
+
+
+def alert_counts(readings: list) -> tuple[tuple[str, int, str], ...]:
+    """Firing alerts by severity, one per alert however many sources report it; acked ones are not counted."""
+    firing = {a.fingerprint or a.key: a.severity for a in readings
+              if isinstance(a, AlertReading) and a.status == "firing" and not a.acked}
+    severities = list(firing.values())
+    return tuple((label, severities.count(label), role) for label, role in ALERT_COUNTS)
+
+
+def open_store(config: Config, points: int) -> "tuple[object | None, dict]":
+    """The history store (started) and the points it holds for each reading's sparkline; in a thread."""
+    from backends.store import store_for
+
+    store = store_for(config)
+    if store is None:
+        return None, {}
+    store.start()
+    try:
+        series = store.series(points=points)
+    except Exception:  # a store that cannot be read still takes new samples; its problem is shown
+        series = {}
+    return store, series
 
 
 class LakedeckApp(App[int]):
@@ -81,6 +106,7 @@ class LakedeckApp(App[int]):
         self._stale: frozenset[str] = frozenset()
         self._logs: collections.deque[LogLine] = collections.deque(maxlen=LOG_BACKLOG)
         self._shown_log_states: dict[str, tuple[State, str]] = {}
+        self._alerts_seen: dict[str, set[str]] = {}  # source -> alerts firing at its last poll (for the bell)
         for candidate in THEMES.values():
             self.register_theme(candidate)
         self.theme = theme or config.theme
@@ -134,17 +160,39 @@ class LakedeckApp(App[int]):
         if self._start_engine:
             # adapters import their libraries when built: off the first paint, in the engine's worker
             self.run_worker(self.engine.start(), name="engine", group="engine", exit_on_error=False)
+            if self.config.store.get("enabled") and self.engine.store is None:
+                self.run_worker(self._attach_store(), name="store", group="engine", exit_on_error=False)
+
+    async def _attach_store(self) -> None:
+        """History from disk fills the sparklines; new samples are written in the store's own thread."""
+        store, series = await asyncio.to_thread(open_store, self.config, self.config.history)
+        if store is None:
+            return
+        self.engine.store = store
+        self.engine.seed_history(series)
+        problem = getattr(store, "problem", "")
+        if problem:
+            self.notify(problem, severity="warning", timeout=8)
+        self.refresh_view()
 
     async def on_unmount(self) -> None:
         try:
             await asyncio.wait_for(self.engine.stop(), 0.5)
         except (asyncio.TimeoutError, Exception):
             pass
+        store = self.engine.store
+        if store is not None:  # the last batch is written if it can be in half a second; never more is lost
+            try:
+                await asyncio.wait_for(asyncio.to_thread(store.close), 0.5)
+            except (asyncio.TimeoutError, Exception):
+                pass
 
     # -- engine updates --------------------------------------------------------------------------
 
     def _on_update(self, update: Update) -> None:
         changed = not update.readings  # an action's transition
+        if update.source in self._alerts_seen or any(isinstance(r, AlertReading) for r in update.readings):
+            self._ring_for_new_alerts(update)
         for reading in update.readings:
             if isinstance(reading, LogReading):
                 if reading.lines:
@@ -165,6 +213,17 @@ class LakedeckApp(App[int]):
             self._flush_pending = True
             wait = max(GATHER_DELAY, FLUSH_DELAY - (time.monotonic() - self._last_flush))
             self.set_timer(wait, self._flush)
+
+    def _ring_for_new_alerts(self, update: Update) -> None:
+        """The terminal bell when an alert of the configured severity starts firing. Alerts already firing at a
+        source's first poll are not new; an acked or silenced one never rings."""
+        firing = {r.fingerprint or r.key for r in update.readings
+                  if isinstance(r, AlertReading) and r.status == "firing" and not r.acked
+                  and r.severity in BELL_AT.get(self.config.bell, ())}
+        before = self._alerts_seen.get(update.source)
+        self._alerts_seen[update.source] = firing
+        if before is not None and firing - before:
+            self.bell()
 
     def refresh_view(self) -> None:
         """Draw the engine's current data now (tests and snapshots call this after a manual sweep)."""
@@ -221,7 +280,9 @@ class LakedeckApp(App[int]):
             return
         readings = list(self.engine.readings.values())
         now = self.clock()
-        counts = tuple((label, sum(1 for r in readings if r.state is state), role) for state, label, role in COUNT_ROLES)
+        alerts = alert_counts(readings) if self.config.section("alerts") else ()
+        watched = [r for r in readings if not isinstance(r, AlertReading)]  # alerts are counted on their own
+        counts = tuple((label, sum(1 for r in watched if r.state is state), role) for state, label, role in COUNT_ROLES)
         if readings:
             newest = max(r.ts for r in readings)
             age = now - newest
@@ -233,7 +294,7 @@ class LakedeckApp(App[int]):
         if bar is None:  # the app is closing: its widgets are gone before its timers
             return
         bar.show(StatusSummary(
-            host=self.hostname, origin=self.config.origin, counts=counts, age=age_text, stale=stale,
+            host=self.hostname, origin=self.config.origin, counts=counts, alerts=alerts, age=age_text, stale=stale,
             paused=self.paused, read_only=self.engine.read_only))
 
     # -- actions ---------------------------------------------------------------------------------

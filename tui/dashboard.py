@@ -9,8 +9,9 @@ from textual.containers import Grid
 from textual.screen import Screen
 from textual.widget import Widget
 
-from backends.model import (CheckReading, GaugeReading, Pane as PaneKind, PipelineReading, ProcessRow,
-                            ProcessTableReading, Reading)
+from backends.model import (AlertReading, CheckReading, GaugeReading, HostReading, Pane as PaneKind,
+                            PipelineReading, ProcessRow, ProcessTableReading, Reading)
+from backends.thresholds import levels_for
 from backends.keymap import KEYS
 from widgets.key_bar import KeyBar
 from backends.model import LogLine
@@ -23,22 +24,25 @@ from widgets.status_table import StatusTable
 from . import rows
 from .bindings import bindings
 
-PANES: tuple[tuple[str, str], ...] = (
-    ("services", "Services"),
-    ("resources", "Resources"),
-    ("pipelines", "Pipelines"),
-    ("logs", "Logs"),
-    ("backups", "Backups"),
+PANES: tuple[tuple[str, str, int], ...] = (  # 6 is kept for Tables
+    ("services", "Services", 1),
+    ("resources", "Resources", 2),
+    ("pipelines", "Pipelines", 3),
+    ("logs", "Logs", 4),
+    ("backups", "Backups", 5),
+    ("alerts", "Alerts", 7),
 )
 GAUGE_GROUP_ORDER = {"": 0, "disks": 1, "network": 2}  # per-core and other long groups last
-GRID_ORDER = ("services", "resources", "pipelines", "backups", "logs")
+GRID_ORDER = ("services", "resources", "alerts", "pipelines", "backups", "logs")
 EMPTY = {
     "services": "Empty: add checks under services: in lakedeck.yaml (http, tcp, process, command).",
     "resources": "Empty: add a host under hosts: in lakedeck.yaml (kind: local is this machine).",
     "pipelines": "Empty: add sources under pipelines: in lakedeck.yaml (airflow, dbt, rest, lineage).",
     "logs": "Empty: add files under logs: in lakedeck.yaml (path: /var/log/app/*.log).",
     "backups": "Empty · backups: section (coming)",
+    "alerts": "Empty: add rules: or sources under alerts: in lakedeck.yaml (prometheus, alertmanager).",
 }
+QUIET = "No alerts: nothing firing, pending or silenced."
 
 
 def top_processes(tables: Sequence[ProcessTableReading]) -> list[ProcessRow]:
@@ -61,8 +65,8 @@ class Dashboard(Screen):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        numbers = {name: number for number, (name, _) in enumerate(PANES, start=1)}
-        titles = dict(PANES)
+        numbers = {name: number for name, _, number in PANES}
+        titles = {name: title for name, title, _ in PANES}
         with Grid(id="panes"):
             for name in GRID_ORDER:
                 with Pane(titles[name], numbers[name], EMPTY[name], id=f"pane-{name}") as pane:
@@ -75,8 +79,12 @@ class Dashboard(Screen):
         if name == "services":
             yield StatusTable(rows.SERVICE_COLUMNS, id="services-table", classes="pane--body")
         elif name == "resources":
+            if any(spec.kind == "prometheus" for spec in self.app.config.section("hosts")):
+                yield StatusTable(rows.HOST_COLUMNS, id="hosts-table", classes="pane--body")
             yield StatusTable(rows.GAUGE_COLUMNS, id="gauges-table", classes="pane--body")
             yield StatusTable(rows.PROCESS_COLUMNS, id="processes-table", classes="pane--body")
+        elif name == "alerts" and self.app.config.section("alerts"):
+            yield StatusTable(rows.ALERT_COLUMNS, id="alerts-table", classes="pane--body")
         elif name == "pipelines" and self.app.config.section("pipelines"):  # no table to build when none is watched
             yield StatusTable(rows.PIPELINE_COLUMNS, id="pipelines-table", classes="pane--body")
         elif name == "logs":
@@ -89,7 +97,7 @@ class Dashboard(Screen):
         return self.query_one(f"#pane-{name}", Pane)
 
     def pane_names(self) -> list[str]:
-        return [name for name, _ in PANES]
+        return [name for name, _, _ in PANES]
 
     def pane_of(self, widget: Widget | None) -> str | None:
         while widget is not None:
@@ -146,11 +154,29 @@ class Dashboard(Screen):
             alive = {p.key for p in pipelines}
             self._pipeline_cache = {k: v for k, v in self._pipeline_cache.items() if k in alive}
 
+        hosts = [r for r in by_pane.get(PaneKind.RESOURCES, []) if isinstance(r, HostReading)]
+        if hosts:
+            hosts.sort(key=lambda h: (-h.state, h.instance))
+            self.query_one("#hosts-table", StatusTable).set_rows([
+                row(h, stale(h), build=lambda h=h: rows.host_row(h, (v for _, v in history.get(h.key, ())), stale(h),
+                                                                self._host_levels(h.source)))
+                for h in hosts])
+        alerts = [r for r in by_pane.get(PaneKind.ALERTS, []) if isinstance(r, AlertReading)]
+        if self.app.config.section("alerts"):
+            self.query_one("#alerts-table", StatusTable).set_rows(
+                [rows.alert_row(a, stale(a), now, transitions.get(a.key, "")) for a in rows.one_per_alert(alerts)])
+
         tables = [r for r in by_pane.get(PaneKind.PROCESSES, []) if isinstance(r, ProcessTableReading)]
         self.processes = sorted(top_processes(tables), key=lambda p: (-p.cpu_percent, -p.rss_bytes))
         self.query_one("#processes-table", StatusTable).set_rows(
             [rows.process_row(p, rank, now) for rank, p in enumerate(self.processes)])
         self.show_status(readings, intervals, now, by_pane)
+
+    def _host_levels(self, source: str) -> dict[str, tuple[float, float]]:
+        spec = next((s for s in self.app.config.section("hosts") if s.name == source), None)
+        overrides = spec.options.get("thresholds") if spec else None
+        return {metric: levels_for(metric, overrides, self.app.config.thresholds)
+                for metric in ("cpu", "memory", "disk", "load")}
 
     def _pipeline_row(self, reading: PipelineReading, stale: bool, transition: str, now: float) -> Row:
         """The row made before for this reading while its texts still hold (its times move in whole minutes):
@@ -180,10 +206,13 @@ class Dashboard(Screen):
                        intervals, now)
         self._set_pane("pipelines", by_pane.get(PaneKind.PIPELINES, []), intervals, now)
         self._set_pane("logs", by_pane.get(PaneKind.LOGS, []), intervals, now)
+        if self.app.config.section("alerts"):
+            self._set_pane("alerts", by_pane.get(PaneKind.ALERTS, []), intervals, now, quiet=QUIET)
 
-    def _set_pane(self, name: str, readings: Sequence[Reading], intervals: Mapping[str, float], now: float) -> None:
+    def _set_pane(self, name: str, readings: Sequence[Reading], intervals: Mapping[str, float], now: float,
+                  quiet: str = "") -> None:
         pane = self.pane(name)
-        pane.show_empty(not readings)
+        pane.show_empty(not readings, quiet)
         status, stale = rows.pane_status(readings, intervals, now)
         if name == "logs":
             status = " · ".join(part for part in (self.log_view.status(), status) if part)

@@ -6,7 +6,8 @@ import time
 from typing import Sequence
 
 from backends.durations import format_duration
-from backends.model import CheckReading, GaugeReading, PipelineReading, ProcessRow, Reading, SourceHealth
+from backends.model import (AlertReading, CheckReading, GaugeReading, HostReading, PipelineReading, ProcessRow,
+                            Reading, SourceHealth)
 from backends.text import human_bytes, one_line
 
 from .rows import gauge_value, sparkline
@@ -44,6 +45,15 @@ def reading_lines(reading: Reading, health: SourceHealth | None, history: Sequen
         if reading.last_duration is not None:
             lines.append(("took", format_duration(reading.last_duration)))
         lines.append(("failures", str(reading.failures)))
+    if isinstance(reading, HostReading):
+        lines += [("host", one_line(reading.instance, 200)), ("up", "yes" if reading.up else "no")]
+        for name, value in reading.metrics().items():
+            if name not in ("value", "up"):
+                lines.append((name, human_bytes(value) + "/s" if name in ("rx", "tx") else f"{value:.2f}"))
+        if reading.disk_mount:
+            lines.append(("fullest disk", one_line(reading.disk_mount, 200)))
+    if isinstance(reading, AlertReading):
+        lines += alert_lines(reading, now)
     if health is not None:
         lines += [("Source", ""), ("kind", health.kind), ("interval", format_duration(health.interval)),
                   ("polls", str(health.polls)), ("failures in a row", str(health.failures)),
@@ -59,6 +69,24 @@ def reading_lines(reading: Reading, health: SourceHealth | None, history: Sequen
                   ("min / max", f"{min(values):.1f}{unit} / {max(values):.1f}{unit}"), ("points", str(len(values)))]
         lines += [(time.strftime("%H:%M:%S", time.localtime(ts)), f"{value:.2f}{unit}")
                   for ts, value in list(history)[-10:]]
+    return lines
+
+
+def alert_lines(alert: AlertReading, now: float) -> Lines:
+    lines: Lines = [("Alert", ""), ("from", alert.origin), ("name", one_line(alert.name, 300)),
+                    ("status", alert.status + (" (acked here)" if alert.acked else "")),
+                    ("severity", alert.severity), ("target", one_line(alert.target, 300)),
+                    ("why", one_line(alert.why, 2000))]
+    if alert.amount is not None:
+        lines.append(("value", f"{alert.amount:g}"))
+    if alert.since is not None:
+        lines.append(("since", clock_text(alert.since, now)))
+    if alert.until is not None:
+        lines.append(("until" if alert.until > now else "ended", time.strftime("%Y-%m-%d %H:%M:%S",
+                                                                                time.localtime(alert.until))))
+    if alert.silenced_by:
+        lines.append(("silenced by", one_line(", ".join(alert.silenced_by), 300)))
+    lines += [(one_line(k, 40), one_line(v, 500)) for k, v in alert.labels]
     return lines
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Iterable, Sequence
 
 from backends.durations import format_age, format_duration, format_uptime
-from backends.model import CheckReading, GaugeReading, PipelineItem, PipelineReading, ProcessRow, Reading, State
+from backends.model import (AlertReading, CheckReading, GaugeReading, HostReading, PipelineItem, PipelineReading,
+                            ProcessRow, Reading, State)
 from backends.text import human_bytes, one_line
 from widgets.cells import Cell, Row
 
@@ -17,6 +19,8 @@ SPARK = "▁▂▃▄▅▆▇█"
 SERVICE_COLUMNS = ("State", "Name", "Reason", "Latency", "Kind", "Target")
 GAUGE_COLUMNS = ("State", "Gauge", "Level", "Value", "Trend", "Reason")
 PROCESS_COLUMNS = ("PID", "Process", "User", "CPU%", "RSS", "Up")
+HOST_COLUMNS = ("State", "Host", "CPU", "Mem", "Disk", "Load", "Net ↓/↑", "CPU trend", "Reason")
+ALERT_COLUMNS = ("Status", "Severity", "Alert", "Target", "For", "Why", "From")
 PIPELINE_COLUMNS = ("State", "Pipeline", "Reason", "Status", "Last run", "Fails", "Took", "Next", "Source")
 
 
@@ -214,3 +218,97 @@ def item_row(item: PipelineItem, now: float) -> Row:
         Cell(format_duration(item.duration) if item.duration is not None else "", "muted"),
         Cell(one_line(item.note, 160), "muted" if item.state is State.OK else STATE_ROLE[item.state]),
     ))
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}%"
+
+
+def _level_role(value: float | None, warn: float, critical: float) -> str:
+    if value is None:
+        return "muted"
+    return "critical" if value >= critical else "warn" if value >= warn else ""
+
+
+def host_row(reading: HostReading, history: Iterable[float], stale: bool,
+             levels: dict[str, tuple[float, float]]) -> Row:
+    """One machine of a fleet: each figure coloured by its own level, so the red one is found at a glance."""
+    role = "stale" if stale else STATE_ROLE[reading.state]
+
+    def figure(name: str, text: str, value: float | None) -> Cell:
+        warn, critical = levels.get(name, (80.0, 90.0))
+        return Cell(text, "stale" if stale else _level_role(value, warn, critical))
+
+    net = "" if reading.rx is None and reading.tx is None else \
+        f"{human_bytes(reading.rx or 0)}/{human_bytes(reading.tx or 0)}"
+    return Row(reading.key, (
+        state_cell(reading.state, stale),
+        Cell(one_line(reading.instance, 32), bold=True),
+        figure("cpu", _percent(reading.cpu), reading.cpu),
+        figure("memory", _percent(reading.memory), reading.memory),
+        figure("disk", _percent(reading.disk), reading.disk),
+        figure("load", "" if reading.load is None else f"{reading.load:.2f}", reading.load),
+        Cell(net, "muted"),
+        Cell(sparkline(list(history), top=100.0).rjust(SPARK_WIDTH), role),
+        Cell(one_line(reading.reason, 80), "muted" if reading.state is State.OK else role),
+    ))
+
+
+ALERT_STATUS = {  # status -> (glyph, word)
+    "firing": ("✖", "FIRING"), "pending": ("…", "pending"), "silenced": ("◌", "silenced"),
+    "resolved": ("✓", "resolved"), "silence": ("⏸", "silence"), "error": ("?", "UNREADABLE"),
+}
+ALERT_ORDER = {"error": 0, "firing": 1, "pending": 2, "silenced": 3, "silence": 4, "resolved": 5}
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
+
+def alert_sort_key(alert: AlertReading) -> tuple:
+    """Firing first, the worst severity first, not yet acked before acked, the newest first."""
+    return (ALERT_ORDER.get(alert.status, 9), SEVERITY_RANK.get(alert.severity, 3), alert.acked,
+            -(alert.since or 0.0), alert.key)
+
+
+def alert_role(alert: AlertReading) -> str:
+    if alert.status == "error":
+        return "unknown"
+    if alert.status != "firing" or alert.acked:
+        return "muted"
+    return {"critical": "critical", "warning": "warn"}.get(alert.severity, "")
+
+
+def alert_row(alert: AlertReading, stale: bool, now: float, transition: str = "") -> Row:
+    glyph, word = ALERT_STATUS.get(alert.status, ("·", alert.status))
+    if alert.acked:
+        word = f"{word} acked" if alert.status == "firing" else word
+    role = "stale" if stale else alert_role(alert)
+    status = Cell(f"⟳ {transition}", "warn", bold=True) if transition else \
+        Cell(f"{glyph} {word}", role, bold=alert.status == "firing" and not alert.acked)
+    if alert.status == "silence" and alert.until:
+        left = alert.until - now
+        lasted = f"{format_duration(left)} left" if left >= 3600 else f"{max(1, math.ceil(left / 60))}m left"
+    elif alert.status == "resolved" and alert.since and alert.until:
+        lasted = f"was {coarse_span(alert.until - alert.since)}"
+    else:
+        lasted = coarse_span(now - alert.since) if alert.since else ""
+    severity = "" if alert.status in ("silence", "error") else alert.severity
+    return Row(alert.key, (
+        status,
+        Cell(severity, role if alert.status == "firing" else "muted"),
+        Cell(one_line(alert.name, 48), bold=True),
+        Cell(one_line(alert.target, 40), "muted"),
+        Cell(lasted, "muted"),
+        Cell(one_line(alert.why or alert.reason, 120), "" if role in ("muted", "stale") else role),
+        Cell(one_line(alert.source, 24), "muted"),
+    ))
+
+
+def one_per_alert(alerts: Iterable[AlertReading]) -> list[AlertReading]:
+    """The same alert read from Prometheus and from Alertmanager is one row: Alertmanager's, which knows
+    whether it is silenced."""
+    chosen: dict[str, AlertReading] = {}
+    for alert in alerts:
+        mark = alert.fingerprint or alert.key
+        held = chosen.get(mark)
+        if held is None or (held.origin != "alertmanager" and alert.origin == "alertmanager"):
+            chosen[mark] = alert
+    return sorted(chosen.values(), key=alert_sort_key)

@@ -47,6 +47,7 @@ class Pane(Vertical):
         self.number = number
         self.title = title
         self.border_title = Content(f"{number} {title}" if number is not None else title)
+        self.empty_message = empty_message
         self.empty_notice = Static(Content(empty_message), classes="pane--empty")  # the owner yields it first
         self.filter_input: Input | None = None  # made on first use: every widget costs start-up time
 
@@ -81,9 +82,15 @@ class Pane(Vertical):
     def close_filter(self) -> None:
         self.remove_class("-filtering")
 
-    def show_empty(self, empty: bool) -> None:
+    def show_empty(self, empty: bool, quiet: str = "") -> None:
+        """``quiet``: what to say instead of the set-up hint once the pane is configured but has nothing to show
+        (no alerts firing)."""
         self.set_class(empty, "-empty")
         self.set_class(not empty, "-filled")
+        message = quiet or self.empty_message
+        if empty and message != getattr(self, "_shown_empty", self.empty_message):
+            self._shown_empty = message
+            self.empty_notice.update(Content(message))
 
     def set_status(self, text: str, stale: bool = False) -> None:
         """The border's subtitle: when the data was refreshed, a filter, a pause."""

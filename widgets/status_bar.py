@@ -16,6 +16,7 @@ class StatusSummary:
     origin: str
     counts: tuple[tuple[str, int, str], ...]  # (label, count, role)
     age: str
+    alerts: tuple[tuple[str, int, str], ...] = ()  # firing alerts by severity: (label, count, role)
     stale: bool = False
     paused: bool = False
     read_only: bool = False
@@ -46,6 +47,13 @@ class StatusBar(Widget):
         for label, count, role in summary.counts:
             text.append("  ")
             text.append(f"{count} {label}", style=styles.get(role) if count else styles.get("muted"))
+        if summary.alerts:
+            firing = sum(count for _, count, _ in summary.alerts)
+            text.append("  ")
+            text.append("ALERTS" if firing else "alerts", style="bold" if firing else styles.get("muted"))
+            for label, count, role in summary.alerts:
+                if count or label == "critical":
+                    text.append(f" {count} {label}", style=styles.get(role) if count else styles.get("muted"))
         text.append("  ")
         text.append(summary.age, style=styles.get("warn") if summary.stale else styles.get("muted"))
         if summary.paused:

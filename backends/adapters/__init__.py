@@ -20,6 +20,11 @@ REGISTRY: dict[tuple[str, str], str] = {
     ("services", "supervisor"): "supervisor:SupervisorProgram",
     ("services", "kubernetes"): "kubernetes:KubernetesWorkload",
     ("hosts", "local"): "host:LocalHost",
+    ("hosts", "prometheus"): "prometheus_hosts:PrometheusHosts",
+    ("metrics", "prometheus"): "prometheus_metrics:PrometheusMetrics",
+    ("alerts", "prometheus"): "prometheus_alerts:PrometheusAlerts",
+    ("alerts", "alertmanager"): "alertmanager:Alertmanager",
+    ("alerts", "rules"): "rules_source:RulesSource",
     ("pipelines", "airflow"): "airflow:AirflowInstance",
     ("pipelines", "dbt"): "dbt:DbtProject",
     ("pipelines", "rest"): "pipeline_rest:RestPipelines",
@@ -42,6 +47,8 @@ ACTION_IDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipelines", "dbt"): ("build", "run", "test"),
     ("pipelines", "rest"): ("start", "stop", "restart", "pause", "retry", "clear-errors"),
     ("pipelines", "lineage"): (),
+    ("alerts", "prometheus"): ("ack", "unack"),
+    ("alerts", "alertmanager"): ("ack", "unack", "silence", "expire"),
 }
 
 
