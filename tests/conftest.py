@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 
 from conftest_airflow import airflow  # noqa: F401  (fixture: a real Airflow 3, one per test module)
+from conftest_prometheus import alertmanager, node_exporter, prometheus  # noqa: F401  (fixtures: real Prometheus)
 from conftest_supervisor import supervisord  # noqa: F401  (fixture: a real supervisord)
 from stand_ins import only_stand_ins, stand_ins  # noqa: F401  (fixtures: stand-in executables on PATH)
 
@@ -109,3 +110,17 @@ def http_server() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _state_home(tmp_path_factory) -> Iterator[None]:
+    """The audit log and the history store default to $XDG_STATE_HOME: never the tester's own."""
+    import os
+
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = old

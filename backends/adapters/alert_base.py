@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from ..actions import Action, ActionResult, Emit, Tier, Transcript
 from ..model import AlertReading, Reading, State
+from ..text import one_line
 from .base import Source
 
 ACTIVE = ("pending", "firing", "silenced")
@@ -38,6 +39,25 @@ def alert_state(severity: str, status: str) -> State:
     if status != "firing":
         return State.OK
     return {"critical": State.CRITICAL, "warning": State.WARN}.get(severity, State.OK)
+
+
+def labelled_alert(source: str, origin: str, labels: Mapping[str, Any], annotations: Mapping[str, Any], status: str,
+                   since: float | None, now: float, amount: float | None = None,
+                   held: tuple[str, ...] = ()) -> AlertReading:
+    """An alert as Prometheus and Alertmanager describe one: labels, annotations and a status."""
+    labels = {str(k): str(v) for k, v in labels.items()}
+    severity = severity_of(labels)
+    name = labels.get("alertname", "alert")
+    target = labels.get("instance") or labels.get("job") or ""
+    why = one_line(str(annotations.get("summary") or annotations.get("description") or ""), 160)
+    mark = fingerprint(labels)
+    held_note = f" (silenced by {len(held)})" if held else ""
+    return AlertReading(
+        key=alert_key(source, name, mark), source=source, state=alert_state(severity, status),
+        reason=one_line(f"{severity} {name} {status}{held_note}" + (f" on {target}" if target else "")
+                        + (f": {why}" if why else "")),
+        ts=now, origin=origin, name=name, severity=severity, status=status, since=since, target=target, why=why,
+        amount=amount, fingerprint=mark, labels=tuple(sorted(labels.items())), silenced_by=held)
 
 
 class AlertSource(Source):

@@ -14,7 +14,7 @@ from ..actions import Action, ActionResult, Emit, Tier, Transcript
 from ..durations import format_duration, parse_duration
 from ..model import AlertReading, Reading, State
 from ..text import one_line
-from .alert_base import AlertSource, alert_key, alert_state, fingerprint, severity_of
+from .alert_base import AlertSource, labelled_alert
 from .json_api import ApiError, JsonApi, segment
 from .pipeline_base import epoch
 
@@ -80,24 +80,11 @@ class Alertmanager(AlertSource):
         return self.with_acks(readings)
 
     def _alert(self, alert: dict[str, Any], now: float) -> AlertReading:
-        labels = {str(k): str(v) for k, v in (alert.get("labels") or {}).items()}
-        annotations = alert.get("annotations") or {}
         status = alert.get("status") or {}
         held = tuple(status.get("silencedBy") or ()) + tuple(status.get("inhibitedBy") or ())
         state = "silenced" if status.get("state") == "suppressed" or held else "firing"
-        severity = severity_of(labels)
-        name = labels.get("alertname", "alert")
-        target = labels.get("instance") or labels.get("job") or ""
-        why = one_line(str(annotations.get("summary") or annotations.get("description") or ""), 160)
-        mark = fingerprint(labels)
-        held_note = f" (silenced by {len(held)})" if held else ""
-        return AlertReading(
-            key=alert_key(self.name, name, mark), source=self.name, state=alert_state(severity, state),
-            reason=one_line(f"{severity} {name} {state}{held_note}" + (f" on {target}" if target else "")
-                            + (f": {why}" if why else "")),
-            ts=now, origin="alertmanager", name=name, severity=severity, status=state,
-            since=epoch(alert.get("startsAt")), target=target, why=why, fingerprint=mark,
-            labels=tuple(sorted(labels.items())), silenced_by=held)
+        return labelled_alert(self.name, "alertmanager", alert.get("labels") or {}, alert.get("annotations") or {},
+                              state, epoch(alert.get("startsAt")), now, held=held)
 
     def _silence(self, silence: dict[str, Any], now: float) -> AlertReading:
         matchers = silence.get("matchers") or []
