@@ -574,6 +574,12 @@ def build(raw: dict[str, Any], origin: str, node: yaml.Node | None = None, ctx: 
         if RULES_SOURCE in names:
             _fail(ctx, node, f"a source is named {RULES_SOURCE!r}, the name of the source that evaluates rules: "
                              "(expected another name)")
+        seen_rules: set[str] = set()
+        for index, rule in enumerate(raw["rules"]):
+            if rule["name"] in seen_rules:
+                _fail(ctx, _item_node(node, "rules", index), f"rules[{index}]: the name {rule['name']!r} is used "
+                                                              "twice (expected unique rule names)")
+            seen_rules.add(rule["name"])
         sources.append(SourceSpec("alerts", RULES_SOURCE, "rules", refresh, min(MAX_DEFAULT_TIMEOUT, refresh * 0.75),
                                   {"rules": raw["rules"]}))
     return Config(

@@ -90,6 +90,8 @@ class GaugeReading(Reading):
 
     @property
     def value(self) -> float | None:
+        if self.state is State.UNKNOWN:  # unreadable: its amount is a placeholder, not a point of history
+            return None
         return self.percent if self.percent is not None else self.amount
 
 

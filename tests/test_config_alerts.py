@@ -52,6 +52,11 @@ def test_rule_errors_name_the_place(rule, expected):
     assert error_of(text).startswith(expected)
 
 
+def test_rule_names_are_unique():
+    text = "services: [{name: a, kind: tcp, port: 80}]\nrules:\n  - {name: r, source: a, above: 1}\n  - {name: r, source: a, below: 0}\n"
+    assert error_of(text) == "t.yaml:4:5: rules[1]: the name 'r' is used twice (expected unique rule names)"
+
+
 def test_a_source_cannot_take_the_rules_sources_name():
     text = "services: [{name: rules, kind: tcp, port: 80}]\nrules: [{name: r, source: rules, above: 1}]\n"
     assert "a source is named 'rules'" in error_of(text)

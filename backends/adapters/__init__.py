@@ -48,6 +48,7 @@ ACTION_IDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipelines", "rest"): ("start", "stop", "restart", "pause", "retry", "clear-errors"),
     ("pipelines", "lineage"): (),
     ("alerts", "prometheus"): ("ack", "unack"),
+    ("alerts", "rules"): ("ack", "unack"),
     ("alerts", "alertmanager"): ("ack", "unack", "silence", "expire"),
 }
 
