@@ -168,3 +168,32 @@ def test_silence_headless_with_lakedeck_action(alertmanager, tmp_path):
     with urllib.request.urlopen(f"{alertmanager.url}/api/v2/silences", timeout=5) as answer:
         silences = json.load(answer)
     assert any(s["comment"] == "ETL rerun in progress" and s["status"]["state"] == "active" for s in silences)
+
+
+def test_lakedeck_check_lists_alerts_from_alertmanager_and_from_rules(alertmanager, tmp_path):
+    from backends.check import run_check
+    from backends.config import parse
+
+    post_alerts(alertmanager.url, {"alertname": "Checked", "severity": "warning", "instance": "etl:2"})
+    closed = free_port()
+    config = parse(json.dumps({
+        "audit_log": str(tmp_path / "audit.jsonl"),
+        "services": [{"name": "api", "kind": "tcp", "port": closed}],
+        "alerts": [{"name": "am", "kind": "alertmanager", "url": alertmanager.url}],
+        "rules": [{"name": "api_down", "source": "api", "state": "critical", "severity": "critical",
+                   "description": "restart it"},
+                  {"name": "api_down_long", "source": "api", "state": "critical", "for": "5m"}],
+    }), "t.yaml", {})
+    out = io.StringIO()
+    assert run_check(config, out, as_json_output=True) == 2
+    alerts = {r["key"]: r["alert"] for r in json.loads(out.getvalue())["readings"] if "alert" in r}
+    fired = alerts["rules:api_down:api"]
+    assert (fired["origin"], fired["severity"], fired["status"], fired["target"]) == ("lakedeck", "critical", "firing", "api")
+    assert "restart it" in fired["why"]
+    assert alerts["rules:api_down_long:api"]["status"] == "pending"  # one check cannot see 5 minutes pass
+    checked = next(a for a in alerts.values() if a["name"] == "Checked")
+    assert checked["severity"] == "warning" and checked["labels"]["instance"] == "etl:2"
+    out = io.StringIO()
+    run_check(config, out)
+    table = out.getvalue()
+    assert "rules:api_down:api" in table and "lakedeck critical firing" in table
