@@ -239,7 +239,7 @@ class Engine:
             update = Update(name, tuple(readings), health)
             self._record(name, readings, replace=not failure)
             if self.store is not None:
-                self.store.record(readings)
+                self.store.record(readings, source=name)
             for target in self._settling.pop(name, ()):  # the first poll after an action shows its real outcome
                 self.transitions.pop(target, None)
         self._notify(update)

@@ -52,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", metavar="DURATION", type=_interval, help="only entries this recent, e.g. 24h")
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.add_argument("-c", "--config", metavar="FILE", dest="verb_config", help="config file")
+    history = verbs.add_parser("history", help="what the history store kept for a source: samples and state changes")
+    history.add_argument("name", metavar="SOURCE", help="a source's name, or one reading's key")
+    history.add_argument("--since", metavar="DURATION", type=_interval, default=6 * 3600.0,
+                         help="how far back, e.g. 30m, 6h, 7d (default: 6h)")
+    history.add_argument("--metric", metavar="M", help="only this metric (value, cpu, memory, disk, load, rx, tx...)")
+    history.add_argument("--json", action="store_true", help="print JSON, with every sample")
+    history.add_argument("-c", "--config", metavar="FILE", dest="verb_config", help="config file")
+    report = verbs.add_parser("report", help="a Markdown incident summary: alerts, state changes, actions, timeline")
+    report.add_argument("--since", metavar="DURATION", type=_interval, default=86400.0,
+                        help="how far back, e.g. 2h, 24h, 7d (default: 24h)")
+    report.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of standard output")
+    report.add_argument("-c", "--config", metavar="FILE", dest="verb_config", help="config file")
     logs = verbs.add_parser("logs", help="print the configured logs merged by time (and follow them with -f)")
     logs.add_argument("names", metavar="LOG", nargs="*", help="names of sources under logs: (default: all)")
     logs.add_argument("-n", "--lines", metavar="N", type=int, default=50, help="how many lines (default: %(default)s)")
@@ -110,6 +122,14 @@ def _run(args: argparse.Namespace) -> int:
             print("lakedeck logs: --lines cannot be negative", file=sys.stderr)
             return 2
         return run_logs(config, args.names, lines=args.lines, pattern=args.grep, follow=args.follow)
+    if args.verb == "history":
+        from backends.history_cli import run_history
+
+        return run_history(config, args.name, args.since, args.metric, args.json)
+    if args.verb == "report":
+        from backends.history_cli import run_report
+
+        return run_report(config, args.since, args.output)
     if args.verb == "audit":
         from backends.headless import show_audit
 
@@ -167,8 +187,10 @@ def _config_verb(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     config = cfg.load_file(Path(args.file))
-    print(f"{args.file}: OK ({len(config.sources)} sources: "
-          + ", ".join(f"{len(config.section(s))} {s}" for s in cfg.SECTIONS) + ")")
+    watched = [s for s in config.sources if s.kind != "rules"]
+    rules = sum(len(s.options["rules"]) for s in config.sources if s.kind == "rules")
+    print(f"{args.file}: OK ({len(watched)} sources: "
+          + ", ".join(f"{sum(1 for w in watched if w.section == s)} {s}" for s in cfg.SECTIONS) + f"; {rules} rules)")
     return 0
 
 
