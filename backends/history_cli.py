@@ -20,7 +20,8 @@ from .audit import AuditLog
 from .audit import default_path as audit_default_path
 from .durations import format_duration
 from .model import State
-from .store import AlertEvent, HistoryStore, StoreError, Transition, store_path
+from .store import HistoryStore, store_path
+from .store_read import AlertEvent, StoreError, Transition
 from .text import one_line
 
 ENDED = ("resolved", "gone")

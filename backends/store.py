@@ -23,9 +23,10 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .model import AlertReading, Reading, State
+from .store_read import AlertEvent, StoreError, StoreReads, _Busy
 from .text import one_line
 
 SCHEMA_VERSION = 1
@@ -33,7 +34,6 @@ QUEUE_LIMIT = 200_000  # samples waiting for the file (a busy lock); beyond it t
 EVENT_LIMIT = 50_000  # state changes and alert events waiting, likewise
 MEMORY_LIMIT = 100_000  # (key, metric) throttles and last states remembered; the least recently used go
 LOCK_WAIT = 3.0  # how long the writer waits for the lock before keeping the batch for later
-READ_WAIT = 10.0  # how long a reader waits
 RETAIN_EVERY = 3600.0  # old rows are deleted at most this often (and at start)
 REASON_LENGTH = 500
 ACTIVE = ("pending", "firing", "silenced", "error")  # an alert event that is not over yet
@@ -57,50 +57,6 @@ _TYPES = {"samples": ("DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE"),
 INSERT = {table: f"INSERT INTO {table} SELECT * FROM (SELECT "
                  + ", ".join(f"unnest(?::{kind}[])" for kind in kinds) + ")"
           for table, kinds in _TYPES.items()}
-
-
-class Transition(NamedTuple):
-    ts: float
-    source: str
-    key: str
-    old: str | None  # None: the first time this key was seen (and it was not OK)
-    new: str
-    reason: str
-
-
-class AlertEvent(NamedTuple):
-    ts: float
-    source: str
-    key: str
-    fingerprint: str
-    origin: str
-    name: str
-    severity: str
-    status: str  # pending, firing, silenced, resolved, silence, error; "gone": no longer reported by its source
-    since: float | None
-    until: float | None
-    target: str
-    why: str
-
-
-class Summary(NamedTuple):
-    key: str
-    metric: str
-    count: int
-    first: float
-    last: float
-    min: float
-    avg: float
-    max: float
-    last_value: float
-
-
-class StoreError(Exception):
-    """A read that could not be done, in one line an operator can act on."""
-
-
-class _Busy(Exception):
-    """The lock (or DuckDB's own) is held elsewhere: try again later."""
 
 
 def default_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -137,7 +93,7 @@ def _columns(rows: Sequence[tuple], width: int) -> list[list]:
     return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-class HistoryStore:
+class HistoryStore(StoreReads):
     def __init__(self, path: Path, *, retention: float = 7 * 86400, every: float = 10.0, flush_every: float = 5.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
@@ -517,138 +473,6 @@ class HistoryStore:
         if row is None:
             con.execute("INSERT INTO meta VALUES ('schema', ?)", [str(SCHEMA_VERSION)])
         self._schema_ok = True
-
-    # -- reading ------------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[HistoryStore]:
-        """Several reads on one open file: ``with store.session(): store.summary(...); store.transitions()``."""
-        if getattr(self._local, "con", None) is not None:
-            yield self
-            return
-        try:
-            opened = self._connection(create=False, wait=READ_WAIT)
-            con = opened.__enter__()
-        except _Busy:
-            raise StoreError(f"history store {self.path} is busy (another lakedeck, or a duckdb shell, "
-                             f"holds it); try again") from None
-        self._local.con = con
-        try:
-            yield self
-        finally:
-            self._local.con = None
-            opened.__exit__(None, None, None)
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        """Rows of ``sql``; StoreError when the file is missing, busy too long or unreadable."""
-        import duckdb
-
-        con = getattr(self._local, "con", None)
-        if con is None:
-            with self.session():
-                return self._query(sql, params)
-        try:
-            return con.execute(sql, list(params)).fetchall()
-        except duckdb.CatalogException:
-            return []  # a DuckDB file without our tables (yet): no history
-        except duckdb.Error as exc:
-            raise StoreError(f"history store {self.path}: {one_line(str(exc))}") from None
-
-    def _cutoff(self, since: float | None) -> float:
-        return float("-inf") if since is None else self.clock() - since
-
-    def series(self, keys: Iterable[str] | None = None, metric: str = "value", since: float | None = None,
-               points: int | None = None) -> dict[str, list[tuple[float, float]]]:
-        """(ts, value) per key, oldest first, for ``metric``; ``since`` is seconds back from now.
-
-        With ``points``: at most that many per key. With ``since`` too, the window is cut into ``points``
-        equal buckets and each holds the average of its samples (24 h drawn in 60 cells reads 60 rows per key);
-        without ``since``, the newest ``points`` samples of the last ``2 x points x every`` seconds: what seeds
-        sparklines after a restart (recent history only: points from before a long stop would read as a trend).
-        Missing file: empty. Raises StoreError when the file cannot be read.
-        """
-        if not self.path.exists():
-            return {}
-        wanted = None if keys is None else list(keys)
-        if wanted is not None and not wanted:
-            return {}
-        where = "metric = ? AND ts >= ?" + ("" if wanted is None else " AND list_contains(?, key)")
-        recent = since if since is not None or points is None else 2 * max(0, points) * max(self.every, 1.0)
-        params: list[Any] = [metric, self._cutoff(recent)] + ([] if wanted is None else [wanted])
-        if points is not None and since is not None:
-            start = self.clock() - since
-            width = max(since / max(1, points), 1e-9)
-            sql = (f"SELECT key, avg(ts), avg(value) FROM samples WHERE {where} "
-                   f"GROUP BY key, least(floor((ts - ?) / ?), ?) ORDER BY key, 2")
-            params += [start, width, max(1, points) - 1]
-        elif points is not None:
-            sql = (f"SELECT key, ts, value FROM (SELECT key, ts, value, row_number() OVER "
-                   f"(PARTITION BY key ORDER BY ts DESC) AS n FROM samples WHERE {where}) WHERE n <= ? "
-                   f"ORDER BY key, ts")
-            params.append(max(0, points))
-        else:
-            sql = f"SELECT key, ts, value FROM samples WHERE {where} ORDER BY key, ts"
-        found: dict[str, list[tuple[float, float]]] = {}
-        for key, ts, value in self._query(sql, params):
-            found.setdefault(key, []).append((ts, value))
-        return found
-
-    @staticmethod
-    def _about(name: str | None) -> tuple[str, list[Any]]:
-        return ("TRUE", []) if name is None else ("(source = ? OR key = ?)", [name, name])
-
-    def summary(self, name: str | None = None, since: float | None = None,
-                metric: str | None = None) -> list[Summary]:
-        """Per key and metric of a source (or one key): how many samples, when, min, average, max, the last."""
-        about, params = self._about(name)
-        sql = (f"SELECT key, metric, count(*), min(ts), max(ts), min(value), avg(value), max(value), "
-               f"arg_max(value, ts) FROM samples WHERE {about} AND ts >= ?"
-               + (" AND metric = ?" if metric else "") + " GROUP BY key, metric ORDER BY key, metric")
-        params += [self._cutoff(since)] + ([metric] if metric else [])
-        return [Summary(*row) for row in self._query(sql, params)]
-
-    def samples(self, name: str | None = None, since: float | None = None,
-                metric: str | None = None) -> list[tuple[str, str, float, float]]:
-        """(key, metric, ts, value) of a source (or one key), by key, metric and time."""
-        about, params = self._about(name)
-        sql = (f"SELECT key, metric, ts, value FROM samples WHERE {about} AND ts >= ?"
-               + (" AND metric = ?" if metric else "") + " ORDER BY key, metric, ts")
-        return self._query(sql, params + [self._cutoff(since)] + ([metric] if metric else []))
-
-    def metrics(self, name: str | None = None, since: float | None = None) -> list[str]:
-        about, params = self._about(name)
-        rows = self._query(f"SELECT DISTINCT metric FROM samples WHERE {about} AND ts >= ? ORDER BY 1",
-                           params + [self._cutoff(since)])
-        return [row[0] for row in rows]
-
-    def transitions(self, name: str | None = None, since: float | None = None) -> list[Transition]:
-        about, params = self._about(name)
-        rows = self._query(f"SELECT * FROM transitions WHERE {about} AND ts >= ? ORDER BY ts, key",
-                           params + [self._cutoff(since)])
-        return [Transition(*row) for row in rows]
-
-    def alert_events(self, name: str | None = None, since: float | None = None,
-                     earlier: bool = False) -> list[AlertEvent]:
-        """Alert events in the window, by time; with ``earlier``, also the earlier events of the alerts that have
-        one in the window (when an alert resolved in the window began to fire before it)."""
-        about, params = self._about(name)
-        cutoff = self._cutoff(since)
-        if earlier:
-            sql = (f"SELECT * FROM alerts WHERE fingerprint IN (SELECT fingerprint FROM alerts WHERE {about} "
-                   f"AND ts >= ?) OR ({about} AND ts >= ?) ORDER BY ts, key")
-            params = params + [cutoff] + params + [cutoff]
-        else:
-            sql = f"SELECT * FROM alerts WHERE {about} AND ts >= ? ORDER BY ts, key"
-            params = params + [cutoff]
-        return [AlertEvent(*row) for row in self._query(sql, params)]
-
-    def sources(self, since: float | None = None) -> list[str]:
-        """Every source with something in the window."""
-        cutoff = self._cutoff(since)
-        rows = self._query("SELECT DISTINCT source FROM (SELECT source FROM samples WHERE ts >= ? UNION ALL "
-                           "SELECT source FROM transitions WHERE ts >= ? UNION ALL "
-                           "SELECT source FROM alerts WHERE ts >= ?) ORDER BY 1", [cutoff] * 3)
-        return [row[0] for row in rows]
 
 
 def _close_at_exit() -> None:

@@ -20,7 +20,8 @@ from backends.audit import AuditLog  # noqa: E402
 from backends.config import parse  # noqa: E402
 from backends.history_cli import episodes, md, run_history, run_report, stamp  # noqa: E402
 from backends.model import AlertReading, CheckReading, GaugeReading, State  # noqa: E402
-from backends.store import AlertEvent, HistoryStore  # noqa: E402
+from backends.store import HistoryStore  # noqa: E402
+from backends.store_read import AlertEvent  # noqa: E402
 from tui.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
