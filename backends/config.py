@@ -136,12 +136,19 @@ ACTION = Obj({
 }, validate=_one_way_to_run)
 
 
+def _acted_on(refused: str) -> dict[str, Field]:
+    """The config's own actions (or tier overrides) and read-only, for anything with actions."""
+    return {
+        "actions": Field(ListOf(ACTION), default=list, help="more actions, or tier overrides of the adapter's"),
+        "read_only": Field(Bool(), default=False, help=f"refuse {refused}"),
+    }
+
+
 def _service(**fields: Field) -> dict[str, Field]:
     """A service: its kind's fields, the config's own actions, and read-only."""
     return _common(
         **fields,
-        actions=Field(ListOf(ACTION), default=list, help="more actions, or tier overrides of the adapter's"),
-        read_only=Field(Bool(), default=False, help="refuse every action above read on this service"),
+        **_acted_on("every action above read on this service"),
         logs=Field(Str(), help="the name of a source in logs: that holds this service's logs (shown by l)"),
     )
 
@@ -152,7 +159,8 @@ def _overrides_known(kind: str, validate=None, section: str = "services"):
     from .adapters import ACTION_IDS
 
     ids = ACTION_IDS.get((section, kind), ())
-    noun = {"services": "service", "pipelines": "pipeline source", "alerts": "alerts source"}[section]
+    noun = {"services": "service", "pipelines": "pipeline source", "alerts": "alerts source",
+            "backups": "backup job", "tables": "catalog"}[section]
 
     def check(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
         if validate is not None:
@@ -402,9 +410,97 @@ PIPELINE_KINDS = {
 def _alert_source(**fields: Field) -> dict[str, Field]:
     return _common(
         **fields,
-        actions=Field(ListOf(ACTION), default=list, help="more actions, or tier overrides of the adapter's"),
-        read_only=Field(Bool(), default=False, help="refuse silences and every other action above read"),
+        **_acted_on("silences and every other action above read"),
     )
+
+
+def _backup(**fields: Field) -> dict[str, Field]:
+    """A backup job: where its sets go, how fresh the newest must be, what is kept, where a restore goes."""
+    return _common(
+        dest=Field(Str(), required=True, help="the directory sets are written under, as DEST/JOB/<UTC time>/"),
+        rpo=Field(Duration(60.0), help="WARN when the last good set is older; CRITICAL at twice"),
+        keep=Field(Duration(3600.0), help="prune sets older than this (the newest verified set is never pruned)"),
+        keep_last=Field(Int(1, 100_000), help="prune all but the newest N sets (with keep: a set goes only when "
+                                               "both say so)"),
+        service=Field(Str(), help="a source under services: stopped before a restore and started after it"),
+        action_timeout=Field(Duration(1.0), default=3600.0, help="give up a backup, verify or restore after this"),
+        **fields,
+        **_acted_on("run, prune and restore on this job"),
+    )
+
+
+BACKUP_KINDS = {
+    "files": Obj(_backup(
+        paths=Field(ListOf(Str(), min_items=1, single_ok=True), required=True, help="files and directories to archive"),
+        exclude=Field(ListOf(Str(), single_ok=True), default=list, help="globs to leave out, e.g. *.tmp"),
+        restore_to=Field(Str(), help="the directory a restore unpacks into (default: asked for)"),
+    ), validate=_overrides_known("files", section="backups")),
+    "sqlite": Obj(_backup(
+        database=Field(Str(), required=True, help="the SQLite file, e.g. warehouse/catalog.db"),
+        restore_to=Field(Str(), help="the file a restore writes (default: asked for)"),
+    ), validate=_overrides_known("sqlite", section="backups")),
+    "postgres": Obj(_backup(
+        dbname=Field(Str(), required=True, help="the database to dump"),
+        host=Field(Str(), default="127.0.0.1"),
+        port=Field(Int(1, 65535), default=5432),
+        user=Field(Str()),
+        password=Field(Str(non_empty=False), help="use ${VAR}; passed as PGPASSWORD, redacted from the audit log"),
+        pg_dump=Field(Str(), default="pg_dump"),
+        pg_restore=Field(Str(), default="pg_restore"),
+        restore_to=Field(Str(), help="the database a restore goes into (default: asked for)"),
+    ), validate=_overrides_known("postgres", section="backups")),
+    "command": Obj(_backup(
+        command=Field(ListOf(Str(), min_items=1), required=True,
+                      help="argument list; {dir} is replaced by the set's (temporary) directory, e.g. "
+                           "[mc, mirror, local/lake, {dir}]"),
+        restore=Field(ListOf(Str(), min_items=1), help="argument list of a restore; {dir} is the set's directory"),
+        cwd=Field(Str()),
+        env=Field(MapOf(Str(non_empty=False)), default=dict),
+    ), validate=_overrides_known("command", section="backups")),
+}
+
+
+def _tables(**fields: Field) -> dict[str, Field]:
+    return _common(
+        namespaces=Field(ListOf(Str(), single_ok=True), default=list, help="namespaces to show (default: all)"),
+        max_age=Field(Duration(), help="WARN when a table's current snapshot is older; CRITICAL at twice"),
+        small_file=Field(Int(1), default=32 * 1024 * 1024,
+                         help="bytes: an average data file below this (with many files) suggests compaction"),
+        checks=Field(ListOf(DATA_CHECK), default=list, help="data checks run with DuckDB"),
+        **fields,
+        **_acted_on("expire, rollback and tag on this catalog"),
+    )
+
+
+def _one_target(out: dict, node: yaml.Node, ctx: Context, what: str) -> None:
+    _exactly_one("table", "path")(out, node, ctx, what)
+    if not any(out.get(k) is not None for k in ("rows", "nulls", "unique", "fresh")):
+        raise ctx.error(node, f"{what} checks nothing (expected at least one of rows, nulls, unique, fresh)")
+
+
+DATA_CHECK = Obj({
+    "name": Field(Str(), help="shown in the Tables pane (default: from the table or path)"),
+    "table": Field(Str(), help="namespace.table in this catalog"),
+    "path": Field(Str(), help="a Parquet or CSV file (or glob) instead of a table"),
+    "limit": Field(Int(1), default=1_000_000, help="rows read at most"),
+    "rows": Field(Obj({"min": Field(Int(0)), "max": Field(Int(0))}), help="row count bounds"),
+    "nulls": Field(MapOf(Number(0, 1)), help="column: the largest fraction of nulls allowed, e.g. {user_id: 0.01}"),
+    "unique": Field(ListOf(Str(), single_ok=True), help="columns that together must be unique"),
+    "fresh": Field(Obj({"column": Field(Str(), required=True), "max_age": Field(Duration(), required=True)}),
+                   help="the newest value of a timestamp column must be this recent"),
+}, validate=_one_target)
+
+TABLE_KINDS = {
+    "sql": Obj(_tables(
+        uri=Field(Str(), required=True, help="the catalog database: sqlite:///PATH or postgresql://..."),
+        warehouse=Field(Str(), help="e.g. file:///srv/warehouse"),
+    ), validate=_overrides_known("sql", section="tables")),
+    "rest": Obj(_tables(
+        uri=Field(Str(), required=True, help="the REST catalog, e.g. http://127.0.0.1:8181"),
+        warehouse=Field(Str()),
+        token=Field(Str(), help="use ${VAR}; redacted from the audit log"),
+    ), validate=_overrides_known("rest", section="tables")),
+}
 
 
 ALERT_KINDS = {
@@ -421,10 +517,15 @@ SECTIONS = {
     "metrics": METRIC_KINDS,
     "pipelines": PIPELINE_KINDS,
     "logs": LOG_KINDS,
+    "backups": BACKUP_KINDS,
+    "tables": TABLE_KINDS,
     "alerts": ALERT_KINDS,
 }
 SECTION_DEFAULT_KIND = {"services": None, "hosts": "local", "metrics": "prometheus", "pipelines": None,
-                        "logs": "file", "alerts": None}
+                        "logs": "file", "backups": None, "tables": "sql", "alerts": None}
+# Sections whose polls read more than a socket (a catalog's metadata, a directory of backup sets) poll at most
+# this often unless a source says otherwise.
+SECTION_MIN_REFRESH = {"backups": 30.0, "tables": 60.0}
 RULES_SOURCE = "rules"  # the source that evaluates the config's rules: its alerts are keyed "rules:<rule>:<target>"
 
 
@@ -559,7 +660,7 @@ def build(raw: dict[str, Any], origin: str, node: yaml.Node | None = None, ctx: 
         for index, item in enumerate(raw[section]):
             where = f"{section}[{index}]"
             item_node = _item_node(node, section, index)
-            interval = item.pop("refresh") or refresh
+            interval = item.pop("refresh") or max(refresh, SECTION_MIN_REFRESH.get(section, 0.0))
             timeout = item.pop("timeout") or default_timeout or min(MAX_DEFAULT_TIMEOUT, interval * 0.75)
             if timeout >= interval:
                 _fail(ctx, item_node, f"{where}: timeout {format_duration(timeout)} is not shorter than refresh "

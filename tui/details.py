@@ -86,7 +86,8 @@ def alert_lines(alert: AlertReading, now: float) -> Lines:
                                                                                 time.localtime(alert.until))))
     if alert.silenced_by:
         lines.append(("silenced by", one_line(", ".join(alert.silenced_by), 300)))
-    lines += [(one_line(k, 40), one_line(v, 500)) for k, v in alert.labels]
+    if alert.labels:
+        lines += [("Labels", "")] + [(one_line(k, 40), one_line(v, 500)) for k, v in alert.labels]
     return lines
 
 

@@ -19,7 +19,7 @@ SPARK = "▁▂▃▄▅▆▇█"
 SERVICE_COLUMNS = ("State", "Name", "Reason", "Latency", "Kind", "Target")
 GAUGE_COLUMNS = ("State", "Gauge", "Level", "Value", "Trend", "Reason")
 PROCESS_COLUMNS = ("PID", "Process", "User", "CPU%", "RSS", "Up")
-HOST_COLUMNS = ("State", "Host", "CPU", "Mem", "Disk", "Load", "Net ↓/↑", "CPU trend", "Reason")
+HOST_COLUMNS = ("State", "Host", "CPU", "Mem", "Disk", "Load", "Net/s", "CPU trend", "Reason")
 ALERT_COLUMNS = ("Status", "Severity", "Alert", "Target", "For", "Why", "From")
 PIPELINE_COLUMNS = ("State", "Pipeline", "Reason", "Status", "Last run", "Fails", "Took", "Next", "Source")
 
@@ -240,7 +240,7 @@ def host_row(reading: HostReading, history: Iterable[float], stale: bool,
         return Cell(text, "stale" if stale else _level_role(value, warn, critical))
 
     net = "" if reading.rx is None and reading.tx is None else \
-        f"{human_bytes(reading.rx or 0)}/{human_bytes(reading.tx or 0)}"
+        f"↓{human_bytes(reading.rx or 0)} ↑{human_bytes(reading.tx or 0)}"
     return Row(reading.key, (
         state_cell(reading.state, stale),
         Cell(one_line(reading.instance, 32), bold=True),

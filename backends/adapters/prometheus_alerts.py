@@ -11,27 +11,13 @@ from ..model import AlertReading, Reading
 from .alert_base import AlertSource, labelled_alert
 from .json_api import ApiError
 from .pipeline_base import epoch
-from .prometheus_api import PrometheusApi, number
-from .text import one_line
+from .prometheus_api import ReadsPrometheus, number
 
 
-class PrometheusAlerts(AlertSource):
+class PrometheusAlerts(ReadsPrometheus, AlertSource):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.url: str = self.spec.options["url"]
-        self.api: PrometheusApi | None = None
-        self.bad_url = ""
-        try:
-            self.api = PrometheusApi.of(self.spec.options)
-        except ValueError as exc:
-            self.bad_url = one_line(f"bad url {self.url!r}: {exc}")
-
-    def describe(self) -> str:
-        return f"prometheus {self.api.where}" if self.api else self.url
-
-    async def close(self) -> None:
-        if self.api is not None:
-            await self.api.close()
+        self.connect(self.spec.options)
 
     async def poll(self) -> list[Reading]:
         if self.api is None:

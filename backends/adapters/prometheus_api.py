@@ -148,3 +148,27 @@ class PrometheusApi:
     async def alerts(self, timeout: float) -> list[dict[str, Any]]:
         data = await self.get(ALERTS, timeout) or {}
         return [a for a in data.get("alerts") or () if isinstance(a, dict)]
+
+
+class ReadsPrometheus:
+    """What every source reading one Prometheus shares: its client (or why the URL cannot be used), how it is
+    described, and closing it. Mixed in before Source."""
+
+    url: str
+    api: PrometheusApi | None
+    bad_url: str
+
+    def connect(self, options: Mapping[str, Any]) -> None:
+        self.url = options["url"]
+        self.api, self.bad_url = None, ""
+        try:
+            self.api = PrometheusApi.of(options)
+        except ValueError as exc:
+            self.bad_url = one_line(f"bad url {self.url!r}: {exc}")
+
+    def describe(self) -> str:
+        return f"prometheus {self.api.where}" if self.api else self.url
+
+    async def close(self) -> None:
+        if self.api is not None:
+            await self.api.close()

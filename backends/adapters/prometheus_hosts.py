@@ -17,7 +17,7 @@ from ..model import HostReading, Reading, State
 from ..thresholds import classify, level_note, levels_for
 from .base import Source
 from .json_api import ApiError
-from .prometheus_api import PrometheusApi, QueryError, Sample, aligned
+from .prometheus_api import QueryError, ReadsPrometheus, Sample, aligned
 from .text import one_line
 
 # What a filesystem must not be to count as a disk: memory, read-only images, containers' layers.
@@ -77,7 +77,7 @@ class Figures:
     tx: float | None = None
 
 
-class PrometheusHosts(Source):
+class PrometheusHosts(ReadsPrometheus, Source):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         options = self.spec.options
@@ -85,23 +85,10 @@ class PrometheusHosts(Source):
         self.globs: list[str] = list(options["instances"])
         self.levels: dict[str, Any] = dict(options["thresholds"])
         self.window: float = options["range"]
-        self.url: str = options["url"]
         self.queries = queries(self.selector)
-        self.api: PrometheusApi | None = None
-        self.bad_url = ""
-        try:
-            self.api = PrometheusApi.of(options)
-        except ValueError as exc:
-            self.bad_url = one_line(f"bad url {self.url!r}: {exc}")
+        self.connect(options)
         self._seen: set[str] = set()  # instances whose CPU sparkline has been backfilled
         self._polled = False
-
-    def describe(self) -> str:
-        return f"prometheus {self.api.where}" if self.api else self.url
-
-    async def close(self) -> None:
-        if self.api is not None:
-            await self.api.close()
 
     def wanted(self, instance: str) -> bool:
         return not self.globs or any(fnmatch.fnmatchcase(instance, glob) for glob in self.globs)

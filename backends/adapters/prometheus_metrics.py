@@ -17,7 +17,7 @@ from ..model import CheckReading, GaugeReading, Reading, State
 from ..thresholds import classify
 from .base import Source
 from .json_api import ApiError
-from .prometheus_api import PrometheusApi, QueryError, Sample, aligned
+from .prometheus_api import QueryError, ReadsPrometheus, Sample, aligned
 from .text import human_bytes, one_line
 
 
@@ -59,28 +59,15 @@ def series_names(samples: Sequence[Mapping[str, str]], by: str | None) -> list[s
     return [",".join(labels.get(k, "") for k in differ) for labels in samples]
 
 
-class PrometheusMetrics(Source):
+class PrometheusMetrics(ReadsPrometheus, Source):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         options = self.spec.options
         self.gauges: list[dict[str, Any]] = list(options["gauges"])
         self.show_targets: bool = options["targets"]
-        self.url: str = options["url"]
-        self.api: PrometheusApi | None = None
-        self.bad_url = ""
-        try:
-            self.api = PrometheusApi.of(options)
-        except ValueError as exc:
-            self.bad_url = one_line(f"bad url {self.url!r}: {exc}")
+        self.connect(options)
         self._seen: dict[str, set[str]] = {}  # gauge name -> keys of its series already backfilled
         self._last: dict[str, list[GaugeReading]] = {}  # gauge name -> its readings of the last good answer
-
-    def describe(self) -> str:
-        return f"prometheus {self.api.where}" if self.api else self.url
-
-    async def close(self) -> None:
-        if self.api is not None:
-            await self.api.close()
 
     async def poll(self) -> list[Reading]:
         if self.api is None:
