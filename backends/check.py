@@ -8,8 +8,8 @@ from typing import Any, TextIO
 
 from .config import Config
 from .engine import Engine
-from .model import (AlertReading, CheckReading, GaugeReading, HostReading, LogReading, PipelineReading,
-                    ProcessTableReading, Reading, State)
+from .model import (AlertReading, BackupReading, CheckReading, GaugeReading, HostReading, LogReading,
+                    PipelineReading, ProcessTableReading, Reading, State, TableReading)
 from .text import one_line
 
 
@@ -29,6 +29,10 @@ def summarize(reading: Reading) -> str:
         return f"{reading.origin} {reading.severity} {reading.status}" + (" acked" if reading.acked else "")
     if isinstance(reading, HostReading):
         return f"host {reading.instance}"
+    if isinstance(reading, TableReading):
+        return reading.check or f"table {reading.table}"
+    if isinstance(reading, BackupReading):
+        return f"{reading.kind} backup, {len(reading.sets)} sets"
     if isinstance(reading, ProcessTableReading):
         return f"top {len(reading.by_cpu)} processes"
     return ""

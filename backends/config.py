@@ -493,6 +493,7 @@ DATA_CHECK = Obj({
 TABLE_KINDS = {
     "sql": Obj(_tables(
         uri=Field(Str(), required=True, help="the catalog database: sqlite:///PATH or postgresql://..."),
+        catalog=Field(Str(), help="the catalog's name in that database (default: the source's name)"),
         warehouse=Field(Str(), help="e.g. file:///srv/warehouse"),
     ), validate=_overrides_known("sql", section="tables")),
     "rest": Obj(_tables(

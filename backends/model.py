@@ -32,6 +32,7 @@ class Pane(str, enum.Enum):
     LOGS = "logs"
     BACKUPS = "backups"
     ALERTS = "alerts"
+    TABLES = "tables"
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,56 @@ class AlertReading(Reading):
 
     def metrics(self) -> dict[str, float]:
         return {}
+
+
+@dataclass(frozen=True)
+class BackupSet:
+    """One backup set on disk: ``DEST/JOB/<UTC time>/`` with its manifest."""
+
+    name: str  # the directory's name: the UTC time it was started, e.g. 20261122T080512Z
+    path: str
+    started: float
+    finished: float | None
+    size: int  # bytes of its files
+    files: int
+    verified: str = ""  # "", "ok" or "failed: <why>" (the last verify of this set)
+    verified_at: float | None = None
+
+
+@dataclass(frozen=True)
+class BackupReading(Reading):
+    """One backup job: its newest good set against its RPO, the sets it keeps, their verification."""
+
+    kind: str = ""  # files, sqlite, postgres, command
+    dest: str = ""
+    last_good: float | None = None  # when the newest complete set finished
+    rpo: float | None = None
+    sets: tuple[BackupSet, ...] = ()  # newest first
+    pane: Pane = Pane.BACKUPS
+
+    @property
+    def value(self) -> float | None:
+        return float(self.sets[0].size) if self.sets else None  # the size trend
+
+
+@dataclass(frozen=True)
+class TableReading(Reading):
+    """One Iceberg table, or a data check's verdict (``check`` set) on a table or a file."""
+
+    catalog: str = ""
+    table: str = ""  # namespace.table, or the check's name
+    snapshot_id: int | None = None
+    snapshot_at: float | None = None
+    records: int | None = None
+    data_files: int | None = None
+    data_bytes: int | None = None
+    snapshots: int = 0
+    check: str = ""  # for a data check row: what it checks, e.g. "rows 1..; nulls user_id <= 1%"
+    pane: Pane = Pane.TABLES
+
+    @property
+    def value(self) -> float | None:
+        return None if self.records is None else float(self.records)
 
 
 @dataclass(frozen=True)

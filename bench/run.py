@@ -20,7 +20,7 @@ from pathlib import Path
 
 from common import BENCH, OUT, freeze, load_average, machine, tmux_server
 
-BENCHMARKS = ("launch", "idle", "sweep", "memory", "log_scan", "logs", "pipelines", "store", "prom_fleet")  # modules of bench/, each with run(quick) -> Section
+BENCHMARKS = ("launch", "idle", "sweep", "memory", "log_scan", "logs", "pipelines", "store", "prom_fleet", "tables", "backups")  # modules of bench/, each with run(quick) -> Section
 
 
 def report(sections, quick: bool, version: str, minutes: float, loads: tuple[str, str]) -> str:

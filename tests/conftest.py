@@ -11,8 +11,10 @@ from typing import Iterator
 import pytest
 
 from conftest_airflow import airflow  # noqa: F401  (fixture: a real Airflow 3, one per test module)
+from conftest_iceberg import iceberg_lake  # noqa: F401  (fixture: a real pyiceberg SQL catalog on SQLite)
 from conftest_prometheus import alertmanager, node_exporter, prometheus  # noqa: F401  (fixtures: real Prometheus)
 from conftest_supervisor import supervisord  # noqa: F401  (fixture: a real supervisord)
+from conftest_postgres import postgres  # noqa: F401  (fixture: a real PostgreSQL 15, one per test module)
 from stand_ins import only_stand_ins, stand_ins  # noqa: F401  (fixtures: stand-in executables on PATH)
 
 

@@ -53,7 +53,7 @@ def test_version():
 def test_validate_ok_and_error(tmp_path):
     good = write(tmp_path, "services:\n  - {name: db, kind: tcp, port: 5432}\n")
     out = run("config", "validate", good)
-    assert out.returncode == 0 and "OK (1 sources: 1 services, 0 hosts, 0 metrics, 0 pipelines, 0 logs, 0 alerts; 0 rules)" in out.stdout
+    assert out.returncode == 0 and "OK (1 sources: 1 services, 0 hosts, 0 metrics, 0 pipelines, 0 logs, 0 backups, 0 tables, 0 alerts; 0 rules)" in out.stdout
     bad = write(tmp_path, "services:\n  - name: db\n    kind: tcp\n    prot: 5432\n")
     out = run("config", "validate", bad)
     assert out.returncode == 2

@@ -25,6 +25,12 @@ REGISTRY: dict[tuple[str, str], str] = {
     ("alerts", "prometheus"): "prometheus_alerts:PrometheusAlerts",
     ("alerts", "alertmanager"): "alertmanager:Alertmanager",
     ("alerts", "rules"): "rules_source:RulesSource",
+    ("backups", "files"): "backups:BackupJob",
+    ("backups", "sqlite"): "backups:BackupJob",
+    ("backups", "postgres"): "backups:BackupJob",
+    ("backups", "command"): "backups:BackupJob",
+    ("tables", "sql"): "iceberg_tables:IcebergCatalog",
+    ("tables", "rest"): "iceberg_tables:IcebergCatalog",
     ("pipelines", "airflow"): "airflow:AirflowInstance",
     ("pipelines", "dbt"): "dbt:DbtProject",
     ("pipelines", "rest"): "pipeline_rest:RestPipelines",
@@ -49,6 +55,8 @@ ACTION_IDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("pipelines", "lineage"): (),
     ("alerts", "prometheus"): ("ack", "unack"),
     ("alerts", "rules"): ("ack", "unack"),
+    **{("backups", kind): ("run", "verify", "prune", "restore") for kind in ("files", "sqlite", "postgres", "command")},
+    **{("tables", kind): ("expire", "rollback", "tag") for kind in ("sql", "rest")},
     ("alerts", "alertmanager"): ("ack", "unack", "silence", "expire"),
 }
 

@@ -1,0 +1,84 @@
+"""A postgres backup job against a real PostgreSQL 15: dump, verify, restore into a new database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_backups import act, engine_for, reading
+
+from backends.backup_sets import list_sets
+from backends.model import State
+
+pytestmark = pytest.mark.integration
+
+
+def job(tmp_path: Path, postgres, **options):
+    return engine_for(tmp_path, "postgres", dbname="shop", port=postgres.port, user="postgres",
+                      password="not-on-the-command-line", pg_dump=str(postgres.bin / "pg_dump"),
+                      pg_restore=str(postgres.bin / "pg_restore"), **options)
+
+
+async def test_dump_verify_restore_round_trip_keeps_row_counts(tmp_path, postgres):
+    postgres.psql("DROP DATABASE IF EXISTS shop")
+    postgres.psql("DROP DATABASE IF EXISTS shop_restored")
+    postgres.psql("CREATE DATABASE shop")
+    postgres.psql("CREATE TABLE orders (id int primary key, amount numeric); "
+                  "INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 5000) g; "
+                  "CREATE TABLE customers (id int primary key, name text); "
+                  "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 300) g", "shop")
+    engine = job(tmp_path, postgres)
+    run = engine.find_action("job", "run")
+    assert run.call.startswith(f"{postgres.bin / 'pg_dump'} -Fc -h 127.0.0.1 -p {postgres.port} -U postgres -f ")
+    assert "not-on-the-command-line" not in run.describe()
+
+    result, _, lines = await act(engine, "run")
+    assert result.ok, result.error
+    assert any(line.startswith("dumped ") for line in lines)
+    (backup,) = list_sets(tmp_path / "dest" / "job").sets
+    assert (Path(backup.path) / "shop.dump").stat().st_size > 0
+
+    result, _, lines = await act(engine, "verify")
+    assert result.ok, result.error
+    assert any("pg_restore --list" in line for line in lines)
+    assert "newest verified" in (await reading(engine)).reason and (await reading(engine)).state is State.OK
+
+    restore = engine.find_action("job", "restore")
+    assert restore.ask and restore.confirm == "job"
+    with pytest.raises(ValueError):
+        engine.sources["job"].with_value(restore, "--evil")
+    result, preview, _ = await act(engine, "restore", value="shop_restored")
+    assert result.ok, result.error
+    assert preview[1] == "into shop_restored"
+    for table in ("orders", "customers"):
+        query = f"SELECT count(*) FROM {table}"
+        assert postgres.psql(query, "shop_restored") == postgres.psql(query, "shop")
+    assert postgres.psql("SELECT sum(amount) FROM orders", "shop_restored") == postgres.psql(
+        "SELECT sum(amount) FROM orders", "shop")
+
+    # again, into the database that now exists: --clean replaces what the dump holds
+    postgres.psql("DELETE FROM orders WHERE id > 10", "shop_restored")
+    result, _, _ = await act(engine, "restore", value="shop_restored")
+    assert result.ok, result.error
+    assert postgres.psql("SELECT count(*) FROM orders", "shop_restored") == "5000"
+    audit = engine.audit.read()
+    assert all("not-on-the-command-line" not in str(entry) for entry in audit)
+    assert [e["action"] for e in audit if e["event"] == "succeeded"] == ["run", "verify", "restore", "restore"]
+
+
+async def test_a_truncated_dump_fails_verify_and_a_missing_database_fails_the_run_in_one_line(tmp_path, postgres):
+    postgres.psql("DROP DATABASE IF EXISTS shop")
+    postgres.psql("CREATE DATABASE shop")
+    postgres.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g", "shop")
+    engine = job(tmp_path, postgres)
+    assert (await act(engine, "run"))[0].ok
+    dump = Path(list_sets(tmp_path / "dest" / "job").sets[0].path) / "shop.dump"
+    dump.write_bytes(dump.read_bytes()[:100])
+    result, _, _ = await act(engine, "verify")
+    assert not result.ok and "shop.dump" in result.error
+
+    missing = engine_for(tmp_path / "other", "postgres", dbname="nope", port=postgres.port, user="postgres",
+                         pg_dump=str(postgres.bin / "pg_dump"))
+    result, _, _ = await act(missing, "run")
+    assert not result.ok and "pg_dump exited 1" in result.error and "\n" not in result.error
+    assert list_sets(tmp_path / "other" / "dest" / "job").sets == ()
