@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := tmux prometheus prometheus-node-exporter prometheus-alertmanager
+APT_PACKAGES := tmux prometheus prometheus-node-exporter prometheus-alertmanager postgresql
 
 .PHONY: run test bench check-python system-deps snapshots clean
 
@@ -21,9 +21,10 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# The real components the tests run: tmux for the end-to-end tests; Prometheus, node_exporter, Alertmanager.
+# The real components the tests run: tmux for the end-to-end tests; Prometheus, node_exporter, Alertmanager;
+# PostgreSQL for the backup tests.
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \

@@ -379,8 +379,12 @@ class Engine:
         self._notify(Update(action.owner, (), self.health[action.owner]))
         await self.record("confirmed", action)
         started = time.monotonic()
+        around = getattr(source, "service_around", lambda _: "")(action)
         try:
-            result = await source.run(action, emit)
+            if around:
+                result = await self._with_service_stopped(around, action, source, emit)
+            else:
+                result = await source.run(action, emit)
         except Exception as exc:  # an adapter bug is a failed action, not a dead console
             result = ActionResult(action, False, None, [], time.monotonic() - started,
                                   one_line(f"{type(exc).__name__}: {exc}"))
@@ -394,6 +398,36 @@ class Engine:
         else:
             self.transitions.pop(action.target, None)
         return result
+
+    async def _with_service_stopped(self, service: str, action: Action, source: Source, emit: Emit) -> ActionResult:
+        """A restore that wants its service down: stop it (through its own stop action, audited), run, then
+        start it again whatever happened. When it cannot be stopped, nothing is restored."""
+        def own(action_id: str) -> Action | None:
+            return next((a for a in self.actions_for(service, include_refused=True) if a.id == action_id), None)
+
+        stop, start = own("stop"), own("start")
+        if service not in self.sources or stop is None or start is None:
+            return ActionResult(action, False, None, [], 0.0, f"{service} cannot be stopped and started by lakedeck "
+                                                               f"(no such service, or no stop/start action): nothing restored")
+        for step in (stop, action, start):
+            if step is not action:
+                await self.record("confirmed", step, reason=f"around {action.title.lower()} {action.target}")
+            emit(f"-- {step.title.lower()} {step.target}")
+            try:
+                result = await self.sources[step.owner].run(step, emit)
+            except Exception as exc:
+                result = ActionResult(step, False, None, [], 0.0, one_line(f"{type(exc).__name__}: {exc}"))
+            if step is not action:
+                await self.record("succeeded" if result.ok else "failed", step, result)
+            if step is stop and not result.ok:
+                return ActionResult(action, False, None, result.output, result.duration,
+                                    f"could not stop {service} ({result.summary}): nothing restored")
+            if step is action:
+                outcome = result
+        if not result.ok:  # restored, but the service did not come back: say so on the restore
+            return ActionResult(action, False, outcome.exit_code, outcome.output, outcome.duration,
+                                f"restored, but starting {service} failed: {result.summary}")
+        return outcome
 
     def worst(self) -> State:
         return max((r.state for r in self.readings.values()), default=State.OK)

@@ -31,6 +31,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("pane.pipelines", "3", "pane('pipelines')", "Pipelines", show=False, group="Panes"),
     KeySpec("pane.logs", "4", "pane('logs')", "Logs", show=False, group="Panes"),
     KeySpec("pane.backups", "5", "pane('backups')", "Backups", show=False, group="Panes"),
+    KeySpec("pane.tables", "6", "pane('tables')", "Tables", show=False, group="Panes"),
     KeySpec("pane.alerts", "7", "pane('alerts')", "Alerts", show=False, group="Panes"),
     KeySpec("pane.next", "tab", "next_pane", "Next pane", show=False, group="Panes", screen=True),
     KeySpec("pane.previous", "shift+tab", "previous_pane", "Previous pane", show=False, group="Panes", screen=True),

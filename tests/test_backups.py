@@ -387,3 +387,48 @@ def test_the_job_offers_exactly_the_declared_action_ids(tmp_path):
     engine.sources["job"]._listing = None
     assert {a.id for a in engine.actions_for("job")} == set(ACTION_IDS[("backups", "files")])
     assert io  # keep the import list honest
+
+
+async def test_a_restore_stops_and_starts_its_service_around_it(tmp_path, supervisord):
+    """The job's `service:` is a real supervisord program: stopped before the restore, started after."""
+    import sqlite3
+
+    from backends.config import parse
+    from backends.engine import Engine
+
+    db, dest, target = tmp_path / "app.db", tmp_path / "backups", tmp_path / "restored.db"
+    dest.mkdir()
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (x)")
+    con.commit()
+    con.close()
+    config = parse(json.dumps({
+        "audit_log": str(tmp_path / "audit.jsonl"),
+        "services": [{"name": "web", "kind": "supervisor", "url": supervisord.socket_url, "program": "web"}],
+        "backups": [{"name": "app-db", "kind": "sqlite", "database": str(db), "dest": str(dest),
+                     "restore_to": str(target), "service": "web"}],
+    }), "t.yaml", {})
+    engine = Engine(config)
+    engine.build()
+    await engine.poll_once("app-db")
+    assert (await engine.run_action(engine.find_action("app-db", "run"), lambda line: None)).ok
+    await engine.poll_once("app-db")
+    seen: list[str] = []
+    states: list[str] = []
+
+    def emit(line: str) -> None:
+        seen.append(line)
+        if line.startswith("-- restore"):
+            states.append(supervisord.rpc().supervisor.getProcessInfo("web")["statename"])
+
+    result = await engine.run_action(engine.find_action("app-db", "restore"), emit)
+    assert result.ok, result.summary
+    assert states == ["STOPPED"]  # down while the set was written back
+    assert supervisord.rpc().supervisor.getProcessInfo("web")["statename"] == "RUNNING"
+    assert target.exists()
+    events = [(e["event"], e["action"], e["target"]) for e in
+              map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines())]
+    assert events[-6:] == [("confirmed", "restore", "app-db"), ("confirmed", "stop", "web"),
+                           ("succeeded", "stop", "web"), ("confirmed", "start", "web"),
+                           ("succeeded", "start", "web"), ("succeeded", "restore", "app-db")]
+    await engine.stop()

@@ -7,7 +7,7 @@ import collections
 from typing import TYPE_CHECKING
 
 from backends.actions import Action, ActionRefused, ActionResult, Tier
-from backends.model import AlertReading, PipelineReading, State
+from backends.model import AlertReading, PipelineReading, State, TableReading
 from backends.text import one_line, visible
 from widgets.action_panel import ActionPanel
 from widgets.key_bar import KeyBar
@@ -35,7 +35,7 @@ class ActionFlow:
         if not isinstance(focused, StatusTable) or focused.selected_key is None:
             return None
         reading = self.engine.readings.get(focused.selected_key)
-        if isinstance(reading, (PipelineReading, AlertReading)) and reading.key != reading.source:
+        if isinstance(reading, (PipelineReading, AlertReading, TableReading)) and reading.key != reading.source:
             return reading.key  # one DAG, one dbt project, one alert: its own actions
         return reading.source if reading is not None else None
 

@@ -18,7 +18,8 @@ from backends.config import Config
 from backends.durations import format_age
 from backends.engine import Engine
 from backends.keymap import KEYS
-from backends.model import AlertReading, LogLine, LogReading, PipelineReading, State, Update
+from backends.model import (AlertReading, BackupReading, LogLine, LogReading, PipelineReading, State, TableReading,
+                            Update)
 from themes import STYLESHEET, THEMES
 from widgets.action_panel import ActionPanel
 from widgets.log_view import LogView
@@ -397,6 +398,10 @@ class LakedeckApp(App[int]):
         reading = engine.readings.get(key)
         if isinstance(reading, PipelineReading) and reading.can_open:
             self.pipelines.open_reading(reading)
+            return
+        if isinstance(reading, BackupReading) or (isinstance(reading, TableReading) and not reading.check
+                                                  and reading.key != reading.source):
+            self.pipelines.open_listing(reading)
             return
         if reading is not None:
             lines = reading_lines(reading, engine.health.get(reading.source), engine.history.get(key, ()), now)

@@ -9,8 +9,8 @@ from textual.containers import Grid
 from textual.screen import Screen
 from textual.widget import Widget
 
-from backends.model import (AlertReading, CheckReading, GaugeReading, HostReading, Pane as PaneKind,
-                            PipelineReading, ProcessRow, ProcessTableReading, Reading)
+from backends.model import (AlertReading, BackupReading, CheckReading, GaugeReading, HostReading, Pane as PaneKind,
+                            PipelineReading, ProcessRow, ProcessTableReading, Reading, TableReading)
 from backends.thresholds import levels_for
 from backends.keymap import KEYS
 from widgets.key_bar import KeyBar
@@ -24,22 +24,27 @@ from widgets.status_table import StatusTable
 from . import rows
 from .bindings import bindings
 
-PANES: tuple[tuple[str, str, int], ...] = (  # 6 is kept for Tables
+PANES: tuple[tuple[str, str, int], ...] = (
     ("services", "Services", 1),
     ("resources", "Resources", 2),
     ("pipelines", "Pipelines", 3),
     ("logs", "Logs", 4),
     ("backups", "Backups", 5),
+    ("tables", "Tables", 6),
     ("alerts", "Alerts", 7),
 )
+# Panes shown in the grid only when their section is configured (their number still opens them, with the
+# hint of what would fill them): an unused pane would take rows the others need at 80x24.
+OPTIONAL = {"alerts": ("alerts",), "pipelines": ("pipelines",), "backups": ("backups",), "tables": ("tables",)}
 GAUGE_GROUP_ORDER = {"": 0, "disks": 1, "network": 2}  # per-core and other long groups last
-GRID_ORDER = ("services", "resources", "alerts", "pipelines", "backups", "logs")
+GRID_ORDER = ("services", "resources", "alerts", "pipelines", "backups", "tables", "logs")
 EMPTY = {
     "services": "Empty: add checks under services: in lakedeck.yaml (http, tcp, process, command).",
     "resources": "Empty: add a host under hosts: in lakedeck.yaml (kind: local is this machine).",
     "pipelines": "Empty: add sources under pipelines: in lakedeck.yaml (airflow, dbt, rest, lineage).",
     "logs": "Empty: add files under logs: in lakedeck.yaml (path: /var/log/app/*.log).",
-    "backups": "Empty · backups: section (coming)",
+    "backups": "Empty: add jobs under backups: in lakedeck.yaml (files, sqlite, postgres, command).",
+    "tables": "Empty: add Iceberg catalogs under tables: in lakedeck.yaml (sql, rest).",
     "alerts": "Empty: add rules: or sources under alerts: in lakedeck.yaml (prometheus, alertmanager).",
 }
 QUIET = "No alerts: nothing firing, pending or silenced."
@@ -67,13 +72,24 @@ class Dashboard(Screen):
         yield StatusBar(id="status")
         numbers = {name: number for name, _, number in PANES}
         titles = {name: title for name, title, _ in PANES}
-        with Grid(id="panes"):
+        used = [name for name in GRID_ORDER if self.is_used(name)]
+        optional = [name for name in used if name in OPTIONAL]
+        with Grid(id="panes") as grid:
+            # services and resources, the optional panes two by two, then the logs across the width
+            grid.styles.grid_size_rows = 2 + (len(optional) + 1) // 2
+            grid.styles.grid_rows = " ".join(["3fr"] + ["auto"] * ((len(optional) + 1) // 2) + ["2fr"])
             for name in GRID_ORDER:
-                with Pane(titles[name], numbers[name], EMPTY[name], id=f"pane-{name}") as pane:
+                classes = "" if name in used else "-unused"
+                if name in optional and len(optional) % 2 and name == optional[-1]:
+                    classes = "-wide"
+                with Pane(titles[name], numbers[name], EMPTY[name], id=f"pane-{name}", classes=classes) as pane:
                     yield pane.empty_notice
                     yield from self._pane_body(name)
         app = self.app
         yield KeyBar([(app.key_display(spec.id).split(" or ")[0], spec.label) for spec in KEYS if spec.show])
+
+    def is_used(self, name: str) -> bool:
+        return name not in OPTIONAL or any(self.app.config.section(section) for section in OPTIONAL[name])
 
     def _pane_body(self, name: str) -> Iterable[Widget]:
         if name == "services":
@@ -85,6 +101,10 @@ class Dashboard(Screen):
             yield StatusTable(rows.PROCESS_COLUMNS, id="processes-table", classes="pane--body")
         elif name == "alerts" and self.app.config.section("alerts"):
             yield StatusTable(rows.ALERT_COLUMNS, id="alerts-table", classes="pane--body")
+        elif name == "backups" and self.app.config.section("backups"):
+            yield StatusTable(rows.BACKUP_COLUMNS, id="backups-table", classes="pane--body")
+        elif name == "tables" and self.app.config.section("tables"):
+            yield StatusTable(rows.TABLE_COLUMNS, id="tables-table", classes="pane--body")
         elif name == "pipelines" and self.app.config.section("pipelines"):  # no table to build when none is watched
             yield StatusTable(rows.PIPELINE_COLUMNS, id="pipelines-table", classes="pane--body")
         elif name == "logs":
@@ -166,6 +186,22 @@ class Dashboard(Screen):
             self.query_one("#alerts-table", StatusTable).set_rows(
                 [rows.alert_row(a, stale(a), now, transitions.get(a.key, "")) for a in rows.one_per_alert(alerts)])
 
+        if self.app.config.section("backups"):
+            jobs = sorted((r for r in by_pane.get(PaneKind.BACKUPS, []) if isinstance(r, BackupReading)),
+                          key=lambda r: (-r.state, r.key))
+            self.query_one("#backups-table", StatusTable).set_rows([
+                row(j, stale(j), transitions.get(j.key, ""),
+                    build=lambda j=j: rows.backup_row(j, (v for _, v in history.get(j.key, ())), stale(j), now,
+                                                      transitions.get(j.key, "")))
+                for j in jobs])
+        if self.app.config.section("tables"):
+            catalog = sorted((r for r in by_pane.get(PaneKind.TABLES, []) if isinstance(r, TableReading)),
+                             key=lambda r: (-r.state, bool(r.check), r.key))
+            self.query_one("#tables-table", StatusTable).set_rows([
+                row(t, stale(t), transitions.get(t.key, ""),
+                    build=lambda t=t: rows.table_row(t, stale(t), now, transitions.get(t.key, "")))
+                for t in catalog])
+
         tables = [r for r in by_pane.get(PaneKind.PROCESSES, []) if isinstance(r, ProcessTableReading)]
         self.processes = sorted(top_processes(tables), key=lambda p: (-p.cpu_percent, -p.rss_bytes))
         self.query_one("#processes-table", StatusTable).set_rows(
@@ -208,6 +244,9 @@ class Dashboard(Screen):
         self._set_pane("logs", by_pane.get(PaneKind.LOGS, []), intervals, now)
         if self.app.config.section("alerts"):
             self._set_pane("alerts", by_pane.get(PaneKind.ALERTS, []), intervals, now, quiet=QUIET)
+        for name, kind in (("backups", PaneKind.BACKUPS), ("tables", PaneKind.TABLES)):
+            if self.app.config.section(name):
+                self._set_pane(name, by_pane.get(kind, []), intervals, now)
 
     def _set_pane(self, name: str, readings: Sequence[Reading], intervals: Mapping[str, float], now: float,
                   quiet: str = "") -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from backends.adapters.pipeline_base import PipelineError
 from backends.durations import format_duration
-from backends.model import Listing, PipelineItem, PipelineReading, State
+from backends.model import BackupReading, Listing, PipelineItem, PipelineReading, State, TableReading
 from backends.text import one_line
 from widgets.status_table import StatusTable
 
@@ -41,7 +41,7 @@ class PipelineFlow:
         """The listing under ``ref``; PipelineError (one line) when it cannot be read in time."""
         source = self.engine.sources.get(source_name)
         if source is None or not hasattr(source, "open"):
-            raise PipelineError(f"{source_name} is not a pipeline source")
+            raise PipelineError(f"{source_name} has nothing to open")
         budget = self._budget(source_name)
         try:
             return await asyncio.wait_for(source.open(ref), budget)
@@ -66,6 +66,15 @@ class PipelineFlow:
         self.app.run_worker(self._open(reading.source, reading.ref, f"Pipelines · {reading.key}"),
                             group="pipelines", exclusive=True, exit_on_error=False)
 
+    def open_listing(self, reading: BackupReading | TableReading) -> None:
+        """A backup job's sets, or a table's snapshots: the same drill-down screen as a pipeline's runs."""
+        if isinstance(reading, TableReading):
+            ref, title = (reading.table,), f"Tables · {reading.key}"
+        else:
+            ref, title = (), f"Backups · {reading.key}"
+        self.app.run_worker(self._open(reading.source, ref, title), group="pipelines", exclusive=True,
+                            exit_on_error=False)
+
     def open_selected(self, screen: PipelineScreen) -> None:
         item = screen.selected
         if item is None:
@@ -83,7 +92,7 @@ class PipelineFlow:
         try:
             listing = await self._read(source_name, ref)
         except PipelineError as exc:
-            self.app.notify(f"Cannot open {title.removeprefix('Pipelines · ')}: {exc}", severity="error", timeout=6)
+            self.app.notify(f"Cannot open {title.split(' · ', 1)[-1]}: {exc}", severity="error", timeout=6)
             return
         screen = PipelineScreen(source_name, ref, title, listing, self.app.clock())
         await self.app.push_screen(screen)

@@ -7,8 +7,8 @@ import time
 from typing import Iterable, Sequence
 
 from backends.durations import format_age, format_duration, format_uptime
-from backends.model import (AlertReading, CheckReading, GaugeReading, HostReading, PipelineItem, PipelineReading,
-                            ProcessRow, Reading, State)
+from backends.model import (AlertReading, BackupReading, CheckReading, GaugeReading, HostReading, PipelineItem,
+                            PipelineReading, ProcessRow, Reading, State, TableReading)
 from backends.text import human_bytes, one_line
 from widgets.cells import Cell, Row
 
@@ -20,6 +20,8 @@ SERVICE_COLUMNS = ("State", "Name", "Reason", "Latency", "Kind", "Target")
 GAUGE_COLUMNS = ("State", "Gauge", "Level", "Value", "Trend", "Reason")
 PROCESS_COLUMNS = ("PID", "Process", "User", "CPU%", "RSS", "Up")
 HOST_COLUMNS = ("State", "Host", "CPU", "Mem", "Disk", "Load", "Net/s", "CPU trend", "Reason")
+BACKUP_COLUMNS = ("State", "Job", "Last good", "RPO", "Sets", "Newest", "Size trend", "Verified", "Reason")
+TABLE_COLUMNS = ("State", "Table", "Snapshot", "Records", "Files", "Avg file", "Snaps", "Reason")
 ALERT_COLUMNS = ("Status", "Severity", "Alert", "Target", "For", "Why", "From")
 PIPELINE_COLUMNS = ("State", "Pipeline", "Reason", "Status", "Last run", "Fails", "Took", "Next", "Source")
 
@@ -313,3 +315,47 @@ def one_per_alert(alerts: Iterable[AlertReading]) -> list[AlertReading]:
         if held is None or (held.origin != "alertmanager" and alert.origin == "alertmanager"):
             chosen[mark] = alert
     return sorted(chosen.values(), key=alert_sort_key)
+
+
+def _ago(ts: float | None, now: float) -> str:
+    return "" if ts is None else f"{coarse_span(now - ts)} ago"
+
+
+def backup_row(reading: BackupReading, history: Iterable[float], stale: bool, now: float,
+               transition: str = "") -> Row:
+    role = "stale" if stale else STATE_ROLE[reading.state]
+    newest = reading.sets[0] if reading.sets else None
+    verified = "" if newest is None else ("✓ ok" if newest.verified == "ok" else
+                                         "✖ FAILED" if newest.verified.startswith("failed") else "not yet")
+    verified_role = "ok" if verified == "✓ ok" else "critical" if verified == "✖ FAILED" else "muted"
+    state = Cell(f"⟳ {transition}", "warn", bold=True) if transition else state_cell(reading.state, stale)
+    return Row(reading.key, (
+        state,
+        Cell(one_line(reading.key, 32), bold=True),
+        Cell(_ago(reading.last_good, now), role),
+        Cell("" if reading.rpo is None else format_duration(reading.rpo), "muted"),
+        Cell(str(len(reading.sets))),
+        Cell("" if newest is None else human_bytes(newest.size)),
+        Cell(sparkline(list(history)).rjust(SPARK_WIDTH), "muted"),
+        Cell(verified, "stale" if stale else verified_role),
+        Cell(one_line(reading.reason, 120), "muted" if reading.state is State.OK else role),
+    ))
+
+
+def table_row(reading: TableReading, stale: bool, now: float, transition: str = "") -> Row:
+    """A table, or a data check (its verdict in the reason)."""
+    role = "stale" if stale else STATE_ROLE[reading.state]
+    state = Cell(f"⟳ {transition}", "warn", bold=True) if transition else state_cell(reading.state, stale)
+    if reading.check:
+        figures = ("check", "", "", "", "")
+    else:
+        average = (reading.data_bytes / reading.data_files) if reading.data_bytes and reading.data_files else None
+        figures = (_ago(reading.snapshot_at, now), "" if reading.records is None else f"{reading.records:,}",
+                   "" if reading.data_files is None else f"{reading.data_files:,}",
+                   "" if average is None else human_bytes(average), str(reading.snapshots))
+    return Row(reading.key, (
+        state,
+        Cell(one_line(reading.table, 48), bold=True),
+        *(Cell(text, "muted" if i == 0 and reading.check else "") for i, text in enumerate(figures)),
+        Cell(one_line(reading.reason, 120), "muted" if reading.state is State.OK else role),
+    ))

@@ -42,8 +42,8 @@ class Pane(Vertical):
     Pane.-filtering > Input.pane--filter { display: block; }
     """
 
-    def __init__(self, title: str, number: int | None, empty_message: str, *, id: str) -> None:
-        super().__init__(id=id, classes="-empty")  # empty until data comes: set now, not restyled after mount
+    def __init__(self, title: str, number: int | None, empty_message: str, *, id: str, classes: str = "") -> None:
+        super().__init__(id=id, classes=f"-empty {classes}".strip())  # empty until data comes: set now
         self.number = number
         self.title = title
         self.border_title = Content(f"{number} {title}" if number is not None else title)

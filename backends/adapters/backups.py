@@ -245,6 +245,10 @@ class BackupJob(Source):
         service = f"stop service {self.service}, " if self.service else ""
         return f"{service}check sha256, {what}" + (f", start service {self.service}" if self.service else "")
 
+    def service_around(self, action: Action) -> str:
+        """The engine's hook: the service to stop before this action and start after it ("" for none)."""
+        return service_of(action)
+
     def with_value(self, action: Action, value: str) -> Action:
         if action.id != "restore":
             return replace(action, value=value)
