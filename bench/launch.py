@@ -21,7 +21,7 @@ def hello_ready(screen: str) -> bool:
 
 def lakedeck_painted(screen: str) -> bool:
     """The first complete frame: header, every pane and the footer drawn (the polls may not have answered yet)."""
-    return ("lakedeck" in screen.split("\n", 1)[0] and all(f"{n} " in screen for n in ("1 Services", "7 Alerts", "4 Logs"))
+    return ("lakedeck" in screen.split("\n", 1)[0] and all(f"{n} " in screen for n in ("1 Services", "2 Resources", "4 Logs"))
             and "Quit" in screen)
 
 

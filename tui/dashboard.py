@@ -206,6 +206,8 @@ class Dashboard(Screen):
         self.processes = sorted(top_processes(tables), key=lambda p: (-p.cpu_percent, -p.rss_bytes))
         self.query_one("#processes-table", StatusTable).set_rows(
             [rows.process_row(p, rank, now) for rank, p in enumerate(self.processes)])
+        for table in self.pane("resources").query(StatusTable):  # a fleet without a local host: no empty tables
+            table.set_class(not table.keys, "-none")
         self.show_status(readings, intervals, now, by_pane)
 
     def _host_levels(self, source: str) -> dict[str, tuple[float, float]]:
