@@ -120,7 +120,9 @@ async def test_sparklines_are_full_right_after_a_restart(tmp_path):
     config = cfg.parse(text, "t.yaml", {})
     first = LakedeckApp(config, hostname="bastion-1")
     async with first.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: first.engine.store is not None and len(first.engine.history.get("local:memory", ())) >= 8)
+        await wait_for(pilot, lambda: first.engine.store is not None)  # opened a few seconds after the start
+        attached = len(first.engine.history.get("local:memory", ()))
+        await wait_for(pilot, lambda: len(first.engine.history["local:memory"]) >= attached + 8)  # 4 s more
         assert first.engine.store.flush()
     stopped = time.time()
     restarted = LakedeckApp(config, hostname="bastion-1")

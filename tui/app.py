@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 FLUSH_DELAY = 0.25  # at most four screen updates a second, however busy the sources
 GATHER_DELAY = 0.03  # sources polled at the same moment answer within this and are drawn together
 LOG_BACKLOG = 10_000
+STORE_DELAY = 3.0  # seconds after the first paint before the history store is opened
 COUNT_ROLES = ((State.CRITICAL, "critical", "critical"), (State.UNKNOWN, "unknown", "unknown"),
                (State.WARN, "warn", "warn"), (State.OK, "ok", "ok"))
 ALERT_COUNTS = (("critical", "critical"), ("warning", "warn"), ("info", "muted"))
@@ -162,7 +163,9 @@ class LakedeckApp(App[int]):
             # adapters import their libraries when built: off the first paint, in the engine's worker
             self.run_worker(self.engine.start(), name="engine", group="engine", exit_on_error=False)
             if self.config.store.get("enabled") and self.engine.store is None:
-                self.run_worker(self._attach_store(), name="store", group="engine", exit_on_error=False)
+                # after the first polls: importing and opening DuckDB holds the GIL for a while
+                self.set_timer(STORE_DELAY, lambda: self.run_worker(self._attach_store(), name="store", group="engine",
+                                                                    exit_on_error=False))
 
     async def _attach_store(self) -> None:
         """History from disk fills the sparklines; new samples are written in the store's own thread."""
