@@ -492,7 +492,8 @@ DATA_CHECK = Obj({
 
 TABLE_KINDS = {
     "sql": Obj(_tables(
-        uri=Field(Str(), required=True, help="the catalog database: sqlite:///PATH or postgresql://..."),
+        uri=Field(Str(), required=True,
+                  help="the catalog database: sqlite:///PATH or postgresql+psycopg2://USER@HOST:PORT/DB"),
         catalog=Field(Str(), help="the catalog's name in that database (default: the source's name)"),
         warehouse=Field(Str(), help="e.g. file:///srv/warehouse"),
     ), validate=_overrides_known("sql", section="tables")),

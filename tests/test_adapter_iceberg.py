@@ -8,11 +8,13 @@ import json
 import time
 
 import pytest
+import yaml
 from conftest_iceberg import CATALOG, orders_batch
 from helpers import config_for
 
 from backends.actions import Tier
 from backends.adapters.pipeline_base import PipelineError
+from backends.config import parse
 from backends.engine import Engine
 from backends.model import State, TableReading
 
@@ -268,3 +270,26 @@ async def test_read_only_catalog_refuses_destructive_actions(iceberg_lake, tmp_p
     assert engine.actions_for("lake:sales.guarded") == []
     action = engine.find_action("lake:sales.guarded", "expire")
     assert "read-only" in engine.refusal(action)
+
+
+async def test_a_sql_catalog_on_postgresql(postgres, tmp_path):
+    """The `sql` kind on a real PostgreSQL: the same rows as on SQLite."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    postgres.psql("CREATE DATABASE lakecat")
+    uri = f"postgresql+psycopg2://postgres@127.0.0.1:{postgres.port}/lakecat"
+    warehouse = f"file://{tmp_path / 'warehouse'}"
+    (tmp_path / "warehouse").mkdir()
+    catalog = SqlCatalog("pglake", uri=uri, warehouse=warehouse)
+    catalog.create_namespace("sales")
+    table = catalog.create_table("sales.orders", schema=orders_batch(0, 1).schema)
+    for start in (0, 10, 20):
+        table.append(orders_batch(start, 10))
+    engine = Engine(parse(yaml.safe_dump({"audit_log": str(tmp_path / "audit.jsonl"), "tables": [
+        {"name": "pglake", "uri": uri, "warehouse": warehouse, "timeout": "20s", "refresh": "60s"}]}), "t.yaml", {}))
+    engine.build()
+    update = await engine.poll_once("pglake")
+    rows = {r.key: r for r in update.readings}
+    orders = rows["pglake:sales.orders"]
+    assert (orders.state, orders.records, orders.snapshots) == (State.OK, 30, 3), orders.reason
+    await engine.stop()
