@@ -43,9 +43,8 @@ def report(sections, quick: bool, version: str, minutes: float, loads: tuple[str
 def updated(old: str, sections, version: str, minutes: float) -> str:
     """``old`` with the re-measured sections (and their summary rows) replaced, and a line saying which and when."""
     numbers = {section.title.split(".", 1)[0] for section in sections}
-    head, _, body = old.partition("\n## 1.")
-    body = "## 1." + body
-    parts = body.split("\n## ")
+    head, _, body = old.replace("\n## ## 1.", "\n## 1.").partition("\n## 1.")
+    parts = ("1." + body).split("\n## ")  # each part without its "## "
     kept = {part.split(".", 1)[0].lstrip("# "): part for part in parts}
     for section in sections:
         kept[section.title.split(".", 1)[0]] = section.markdown().removeprefix("## ").rstrip("\n") + "\n"

@@ -191,8 +191,7 @@ class Dashboard(Screen):
                           key=lambda r: (-r.state, r.key))
             self.query_one("#backups-table", StatusTable).set_rows([
                 row(j, stale(j), transitions.get(j.key, ""),
-                    build=lambda j=j: rows.backup_row(j, (v for _, v in history.get(j.key, ())), stale(j), now,
-                                                      transitions.get(j.key, "")))
+                    build=lambda j=j: rows.backup_row(j, stale(j), now, transitions.get(j.key, "")))
                 for j in jobs])
         if self.app.config.section("tables"):
             catalog = sorted((r for r in by_pane.get(PaneKind.TABLES, []) if isinstance(r, TableReading)),

@@ -321,8 +321,8 @@ def _ago(ts: float | None, now: float) -> str:
     return "" if ts is None else f"{coarse_span(now - ts)} ago"
 
 
-def backup_row(reading: BackupReading, history: Iterable[float], stale: bool, now: float,
-               transition: str = "") -> Row:
+def backup_row(reading: BackupReading, stale: bool, now: float, transition: str = "") -> Row:
+    """A job; its size trend is its sets' sizes, oldest to newest (a set that shrank stands out)."""
     role = "stale" if stale else STATE_ROLE[reading.state]
     newest = reading.sets[0] if reading.sets else None
     verified = "" if newest is None else ("✓ ok" if newest.verified == "ok" else
@@ -336,7 +336,7 @@ def backup_row(reading: BackupReading, history: Iterable[float], stale: bool, no
         Cell("" if reading.rpo is None else format_duration(reading.rpo), "muted"),
         Cell(str(len(reading.sets))),
         Cell("" if newest is None else human_bytes(newest.size)),
-        Cell(sparkline(list(history)).rjust(SPARK_WIDTH), "muted"),
+        Cell(sparkline([float(s.size) for s in reversed(reading.sets)]).rjust(SPARK_WIDTH), "muted"),
         Cell(verified, "stale" if stale else verified_role),
         Cell(one_line(reading.reason, 120), "muted" if reading.state is State.OK else role),
     ))
