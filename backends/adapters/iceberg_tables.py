@@ -19,6 +19,7 @@ import asyncio
 import re
 import threading
 from dataclasses import replace
+from urllib.parse import urlsplit
 from typing import Any
 
 from ..actions import Action, ActionResult, Emit, Tier, Transcript
@@ -46,7 +47,7 @@ from .iceberg_read import (
     when,
 )
 from .pipeline_base import PipelineError
-from .text import one_line
+from .text import connect_error_reason, one_line
 
 CHECK_EVERY_POLLS = 5
 CHECK_WAIT = 0.85  # of the poll's timeout: how long a poll waits for a check run before reporting without it
@@ -139,12 +140,24 @@ class IcebergCatalog(Source):
         except Exception as exc:
             with self._catalog_lock:
                 self._catalog = None  # opened again at the next poll
-            rows: list[Reading] = self.failed(one_line(f"cannot read the catalog: {error_line(exc)}"))
+            rows: list[Reading] = self.failed(one_line(f"cannot read the catalog: {self._why(exc)}"))
         else:
             now = self.clock()
             rows = [self.table_reading(f, now) for f in facts]
             rows += [self._unreadable(key, why) for key, why in sorted(self._failed_tables.items())]
         return rows + await self._check_readings(self.timeout * CHECK_WAIT - (loop.time() - started))
+
+    def _why(self, exc: BaseException) -> str:
+        """A REST catalog's failure in the operator's words: pyiceberg leaves the HTTP status out of a refusal,
+        and requests' connection errors are too long to keep their cause in one line."""
+        if self.kind == "rest":
+            code = getattr(getattr(exc.__cause__, "response", None), "status_code", None)
+            if code in (401, 403, 419):
+                return one_line(f"the catalog refused the token ({code}): {exc}")
+            if isinstance(exc, OSError):  # requests' ConnectionError and Timeout are OSErrors
+                url = urlsplit(str(self.spec.options["uri"]))
+                return connect_error_reason(exc, url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
+        return error_line(exc)
 
     def _key(self, ident: str) -> str:
         return f"{self.name}:{ident}"
