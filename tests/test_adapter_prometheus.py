@@ -14,7 +14,7 @@ from backends.adapters.json_api import ApiError
 from backends.adapters.prometheus_api import MIN_STEP, POINTS, range_step
 from backends.adapters.prometheus_hosts import queries
 from backends.adapters.prometheus_metrics import format_value, judge, series_names
-from backends.model import AlertReading, CheckReading, GaugeReading, HostReading, State
+from backends.model import AlertReading, CheckReading, GaugeReading, HostReading, Pane, State
 
 pytestmark = pytest.mark.integration
 SLOW_OK = {"refresh": "6s", "timeout": "5s"}  # other tests share the 2 cores: room for a slow answer
@@ -250,6 +250,11 @@ async def test_an_unreachable_prometheus_is_one_reading_saying_why():
             reading = readings[0]
             assert reading.key == "t" and reading.state is State.UNKNOWN
             assert reading.reason == f"connection refused on 127.0.0.1:{port} — is the service running?"
+            # where the source's rows would be: a fleet's failure in the hosts table, alerts' in the Alerts pane
+            assert reading.pane is {"hosts": Pane.RESOURCES, "alerts": Pane.ALERTS}.get(source.spec.section,
+                                                                                   Pane.SERVICES)
+            if source.spec.section == "hosts":
+                assert isinstance(reading, HostReading) and not reading.up
     finally:
         sock.close()
 

@@ -93,6 +93,11 @@ class PrometheusHosts(ReadsPrometheus, Source):
     def wanted(self, instance: str) -> bool:
         return not self.globs or any(fnmatch.fnmatchcase(instance, glob) for glob in self.globs)
 
+    def failed(self, reason: str, state: State = State.UNKNOWN) -> list[Reading]:
+        """Prometheus cannot be read: one row in the hosts table, where the fleet would be, saying why."""
+        return [HostReading(key=self.name, source=self.name, state=state, reason=one_line(reason), ts=self.clock(),
+                            instance=f"{self.name} ({self.describe()})", up=False)]
+
     async def poll(self) -> list[Reading]:
         if self.api is None:
             return self.failed(self.bad_url)
