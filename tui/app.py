@@ -38,7 +38,7 @@ from .log_screen import LogScreen
 from .modals import TextModal
 from .pipeline_flow import PipelineFlow
 from .pipeline_screen import PipelineScreen
-from .rows import is_stale
+from .rows import is_stale, one_per_alert
 
 if TYPE_CHECKING:
     from backends.log_pager import FilePager
@@ -55,9 +55,8 @@ BELL_AT = {"critical": ("critical",), "warning": ("critical", "warning"), "off":
 
 def alert_counts(readings: list) -> tuple[tuple[str, int, str], ...]:
     """Firing alerts by severity, one per alert however many sources report it; acked ones are not counted."""
-    firing = {a.fingerprint or a.key: a.severity for a in readings
-              if isinstance(a, AlertReading) and a.status == "firing" and not a.acked}
-    severities = list(firing.values())
+    alerts = one_per_alert(r for r in readings if isinstance(r, AlertReading))  # the rows the pane shows
+    severities = [a.severity for a in alerts if a.status == "firing" and not a.acked]
     return tuple((label, severities.count(label), role) for label, role in ALERT_COUNTS)
 
 

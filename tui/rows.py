@@ -10,6 +10,7 @@ from backends.durations import format_age, format_duration, format_uptime
 from backends.model import (AlertReading, BackupReading, CheckReading, GaugeReading, HostReading, PipelineItem,
                             PipelineReading, ProcessRow, Reading, State, TableReading)
 from backends.text import human_bytes, one_line
+from backends.thresholds import classify
 from widgets.cells import Cell, Row
 
 STATE_ROLE = {State.OK: "ok", State.WARN: "warn", State.CRITICAL: "critical", State.UNKNOWN: "unknown"}
@@ -226,10 +227,7 @@ def _percent(value: float | None) -> str:
     return "" if value is None else f"{value:.0f}%"
 
 
-def _level_role(value: float | None, warn: float, critical: float) -> str:
-    if value is None:
-        return "muted"
-    return "critical" if value >= critical else "warn" if value >= warn else ""
+LEVEL_ROLE = {State.OK: "", State.WARN: "warn", State.CRITICAL: "critical", State.UNKNOWN: "muted"}
 
 
 def host_row(reading: HostReading, history: Iterable[float], stale: bool,
@@ -239,7 +237,7 @@ def host_row(reading: HostReading, history: Iterable[float], stale: bool,
 
     def figure(name: str, text: str, value: float | None) -> Cell:
         warn, critical = levels.get(name, (80.0, 90.0))
-        return Cell(text, "stale" if stale else _level_role(value, warn, critical))
+        return Cell(text, "stale" if stale else LEVEL_ROLE[classify(value, warn, critical)])
 
     net = "" if reading.rx is None and reading.tx is None else \
         f"↓{human_bytes(reading.rx or 0)} ↑{human_bytes(reading.tx or 0)}"
