@@ -1,7 +1,9 @@
 """How each kind of backup job makes, checks and restores a set. Blocking: the adapter runs these in a thread.
 
 A maker writes into a directory it is given (the run's ``.partial-*`` directory) and returns the manifest's
-``files`` and the versions of the tools it used; progress goes to ``work.emit`` a few lines a second at most.
+``files``, the versions of the tools it used and what the set takes once restored (``unpacked``); progress
+goes to ``work.emit`` a few lines a second at most. Writing a files or SQLite set back is in backup_targets;
+a set's files are read only through backup_members.
 Subprocesses get argument lists (never a shell), their own process group, and are killed with it when the
 run is cancelled or past its deadline.
 """
@@ -23,10 +25,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .actions import Emit
-from .backup_sets import CHUNK, SCRATCH_PREFIX, fsync_dir, hash_tree
+from .backup_sets import CHUNK, SCRATCH_PREFIX, hash_tree
 from .text import human_bytes, one_line
 
 PROGRESS_EVERY = 0.5  # seconds between progress lines
@@ -58,6 +60,7 @@ class Work:
 class Made:
     files: list[dict[str, Any]]
     tools: dict[str, str]
+    facts: dict[str, Any] = field(default_factory=dict)  # more for the manifest: "unpacked" bytes, a files set's layout
 
 
 class Progress:
@@ -83,12 +86,15 @@ class Progress:
 # -- subprocesses ----------------------------------------------------------------------------------
 
 def run_process(argv: list[str], work: Work, env: Mapping[str, str] | None = None, cwd: str | None = None,
-                on_line: Callable[[str], None] | None = None, tick: Callable[[], None] | None = None) -> list[str]:
+                on_line: Callable[[str], None] | None = None, tick: Callable[[], None] | None = None,
+                stdin: BinaryIO | None = None) -> list[str]:
     """Run ``argv`` to the end and return its last output lines; BackupError (one line) when it cannot
-    start, exits non-zero, or is stopped (cancel, deadline): then its whole process group is killed."""
+    start, exits non-zero, or is stopped (cancel, deadline): then its whole process group is killed.
+    ``stdin``: an open file it reads (a set's file, opened safely), else nothing."""
     tail: collections.deque[str] = collections.deque(maxlen=50)
     try:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL if stdin is None else stdin,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    cwd=cwd, env={**os.environ, **(env or {})}, start_new_session=True)
     except FileNotFoundError:
         raise BackupError(f"command not found: {argv[0]}") from None
@@ -168,15 +174,26 @@ def excluded(relative: str, name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+def source_root(paths: list[str]) -> Path:
+    """The directory a files set's names are relative to: the deepest one holding every configured path
+    (``/srv/ocel/warehouse`` alone: ``/srv/ocel``, so the set unpacks as ``warehouse/``). Restored into this
+    directory, every path lands where it was: it is the job's live target."""
+    roots = [Path(os.path.abspath(os.path.expanduser(p))) for p in paths]
+    return Path(os.path.commonpath([r.parent for r in roots]))
+
+
 def walk_paths(paths: list[str], patterns: list[str], skip: Path | None = None) -> list[tuple[Path, str]]:
-    """Every file and directory to archive, as (path, name in the archive): the absolute path without its
-    leading /, as tar does. Excludes match a path relative to the configured path, or a bare name."""
+    """Every file and directory to archive, as (path, name in the archive): the path relative to
+    ``source_root``. Excludes match a path relative to the configured path, or a bare name."""
+    base = source_root(paths)
     found: list[tuple[Path, str]] = []
     for given in paths:
-        root = Path(os.path.expanduser(given)).absolute()
+        root = Path(os.path.abspath(os.path.expanduser(given)))
         if not root.exists():
             raise BackupError(f"{root} does not exist")
-        found.append((root, str(root).lstrip("/")))
+        if root == base:
+            raise BackupError(f"{root} cannot be archived whole: name the directories under it")
+        found.append((root, root.relative_to(base).as_posix()))
         if not root.is_dir():
             continue
         for current, dirs, names in os.walk(root):
@@ -188,17 +205,18 @@ def walk_paths(paths: list[str], patterns: list[str], skip: Path | None = None) 
                     if name in dirs:
                         dirs.remove(name)
                     continue
-                found.append((path, str(path).lstrip("/")))
+                found.append((path, path.relative_to(base).as_posix()))
             dirs.sort()
     return found
 
 
 def backup_files(options: Mapping[str, Any], out_dir: Path, work: Work) -> Made:
     # the job's own directory is never archived, should DEST lie under one of the paths
-    entries = walk_paths(list(options["paths"]), list(options.get("exclude") or ()), out_dir.parent)
+    paths = list(options["paths"])
+    entries = walk_paths(paths, list(options.get("exclude") or ()), out_dir.parent)
     total = sum(p.lstat().st_size for p, _ in entries if p.is_file() and not p.is_symlink())
     progress = Progress(work, total, "archived ")
-    archive = out_dir / ARCHIVE
+    archive, unpacked, top = out_dir / ARCHIVE, 0, set()
     with open(archive, "wb") as raw:
         writer = _HashingWriter(raw)
         with tarfile.open(fileobj=writer, mode="w:gz", compresslevel=6) as tar:  # type: ignore[call-overload]
@@ -208,15 +226,19 @@ def backup_files(options: Mapping[str, Any], out_dir: Path, work: Work) -> Made:
                     if info.isreg():
                         with open(path, "rb") as handle:
                             tar.addfile(info, _CountingReader(handle, progress))
+                        unpacked += info.size
                     else:
                         tar.addfile(info)
+                    top.add(arcname.split("/")[0])
                 except FileNotFoundError:
                     work.emit(f"skipped {path}: it went away during the backup")
         raw.flush()
         os.fsync(raw.fileno())
     progress.say()
+    # what the set unpacks to, recorded for the restore's preview, its free-space check and its layout check
+    facts = {"unpacked": unpacked, "root": str(source_root(paths)), "top": sorted(top)}
     return Made([{"path": ARCHIVE, "size": writer.size, "sha256": writer.digest.hexdigest()}],
-                {"python tarfile": "gzip level 6"})
+                {"python tarfile": "gzip level 6"}, facts)
 
 
 class _CountingReader:
@@ -227,17 +249,6 @@ class _CountingReader:
         data = self.handle.read(size)
         self.progress.add(len(data))
         return data
-
-
-def restore_files(set_dir: Path, target: Path, work: Work) -> None:
-    """Unpack the archive into ``target`` (which the caller has checked), refusing links and paths that
-    would land outside it (tarfile's data filter)."""
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(set_dir / ARCHIVE, mode="r:gz") as tar:
-        for member in tar:
-            work.check()
-            tar.extract(member, target, filter="data")
-    work.emit(f"unpacked into {target}")
 
 
 # -- sqlite: the online backup API ----------------------------------------------------------------
@@ -278,14 +289,18 @@ def backup_sqlite(options: Mapping[str, Any], out_dir: Path, work: Work) -> Made
         source.close()
     with open(copy, "rb+") as handle:
         os.fsync(handle.fileno())
-    return Made(hash_tree(out_dir), {"sqlite": sqlite3.sqlite_version})
+    return Made(hash_tree(out_dir), {"sqlite": sqlite3.sqlite_version}, {"unpacked": copy.stat().st_size})
 
 
-def integrity_problem(database: Path, scratch_parent: Path, work: Work) -> str:
-    """``PRAGMA integrity_check`` of a copy (the set itself is never opened by SQLite): "" when it is ok."""
-    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=scratch_parent) as scratch:
-        copy = Path(scratch) / database.name
-        shutil.copyfile(database, copy)
+def integrity_problem(database: BinaryIO, name: str, scratch_parent: Path, work: Work) -> str:
+    """``PRAGMA integrity_check`` of a copy of the open file (the set itself is never opened by SQLite): ""
+    when it is ok. The copy is made in ``.verify-<pid>-*`` beside the sets and removed after."""
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=scratch_parent) as scratch:
+        copy = Path(scratch) / "copy.db"
+        database.seek(0)
+        with open(copy, "wb") as out:
+            shutil.copyfileobj(database, out, CHUNK)
+        database.seek(0)
         work.check()
         try:
             connection = sqlite3.connect(copy)
@@ -294,34 +309,8 @@ def integrity_problem(database: Path, scratch_parent: Path, work: Work) -> str:
             finally:
                 connection.close()
         except sqlite3.Error as exc:
-            return one_line(f"integrity_check of {database.name}: {exc}")
-    return "" if rows == ["ok"] else one_line(f"integrity_check of {database.name}: {'; '.join(map(str, rows))}")
-
-
-def restore_sqlite(set_dir: Path, database_name: str, target: Path, work: Work) -> None:
-    """Write ``target`` through a temporary file and a rename; an existing target is kept beside it as
-    ``<target>.before-restore-<time>``, never deleted."""
-    for suffix in ("-wal", "-journal"):
-        side = Path(f"{target}{suffix}")
-        if side.exists() and side.stat().st_size > 0:
-            raise BackupError(f"{side} exists: a process has {target.name} open; stop it before restoring")
-    tmp = target.with_name(f".{target.name}.restore-{os.getpid()}")
-    try:
-        with open(set_dir / database_name, "rb") as source, open(tmp, "wb") as out:
-            while chunk := source.read(CHUNK):
-                out.write(chunk)
-                work.check()
-            out.flush()
-            os.fsync(out.fileno())
-        if target.exists():
-            kept = target.with_name(f"{target.name}.before-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-            os.replace(target, kept)
-            work.emit(f"the old {target.name} is kept as {kept}")
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-    work.emit(f"restored {target}")
+            return one_line(f"integrity_check of {name}: {exc}")
+    return "" if rows == ["ok"] else one_line(f"integrity_check of {name}: {'; '.join(map(str, rows))}")
 
 
 # -- postgres: pg_dump -Fc, pg_restore ------------------------------------------------------------
@@ -356,17 +345,23 @@ def backup_postgres(options: Mapping[str, Any], out_dir: Path, work: Work) -> Ma
     run_process(argv, work, env=pg_env(options), on_line=work.emit, tick=tick)
     progress.done = out_file.stat().st_size
     progress.say()
-    return Made(hash_tree(out_dir), {"pg_dump": tool_version(argv[0])})
+    return Made(hash_tree(out_dir), {"pg_dump": tool_version(argv[0])},
+                {"unpacked": out_file.stat().st_size, "unpacked_note": DUMP_NOTE})
 
 
-def pg_restore_list(options: Mapping[str, Any], dump: Path, work: Work) -> str:
-    """"" when ``pg_restore --list`` reads the whole dump, else why not."""
+DUMP_NOTE = "a compressed pg_dump archive: the database restored from it takes more"
+
+
+def pg_restore_list(options: Mapping[str, Any], dump: BinaryIO, name: str, work: Work) -> str:
+    """"" when ``pg_restore --list`` reads the whole dump (given on its stdin), else why not."""
     try:
-        lines = run_process([options.get("pg_restore") or "pg_restore", "--list", str(dump)], work)
+        lines = run_process([options.get("pg_restore") or "pg_restore", "--list"], work, stdin=dump)
     except BackupError as exc:
         return str(exc)
+    finally:
+        dump.seek(0)
     entries = sum(1 for line in lines if line and not line.startswith(";"))
-    work.emit(f"pg_restore --list read {dump.name}: {entries}+ entries")
+    work.emit(f"pg_restore --list read {name}: {entries}+ entries")
     return ""
 
 
@@ -376,20 +371,21 @@ def createdb_argv(options: Mapping[str, Any], dbname: str) -> list[str]:
     return [str(beside), *pg_connection(options), dbname]
 
 
-def pg_restore_argv(options: Mapping[str, Any], dump: str, dbname: str) -> list[str]:
+def pg_restore_argv(options: Mapping[str, Any], dbname: str) -> list[str]:
+    """pg_restore reading the dump on its stdin: the set's file opened safely, never a path it would follow."""
     return [options.get("pg_restore") or "pg_restore", "--clean", "--if-exists", "--no-owner", "--exit-on-error",
-            *pg_connection(options), f"--dbname={dbname}", dump]
+            *pg_connection(options), f"--dbname={dbname}"]
 
 
-def restore_postgres(options: Mapping[str, Any], set_dir: Path, dbname: str, work: Work) -> None:
+def restore_postgres(options: Mapping[str, Any], dump: BinaryIO, dbname: str, work: Work) -> None:
     try:
         run_process(createdb_argv(options, dbname), work, env=pg_env(options))
         work.emit(f"created database {dbname}")
     except BackupError as exc:
         if "already exists" not in str(exc):
             raise
-    run_process(pg_restore_argv(options, str(set_dir / dump_name(options)), dbname), work, env=pg_env(options),
-                on_line=work.emit)
+    dump.seek(0)
+    run_process(pg_restore_argv(options, dbname), work, env=pg_env(options), on_line=work.emit, stdin=dump)
     work.emit(f"restored into database {dbname}")
 
 
@@ -406,7 +402,7 @@ def backup_command(options: Mapping[str, Any], out_dir: Path, work: Work) -> Mad
     if not files:
         raise BackupError(f"{Path(argv[0]).name} wrote nothing into the set's directory ({{dir}})")
     # no "--version" call: an arbitrary command may not know it, and must not be run twice
-    return Made(files, {"command": shlex.join(argv)})
+    return Made(files, {"command": shlex.join(argv)}, {"unpacked": sum(f["size"] for f in files)})
 
 
 def restore_command(options: Mapping[str, Any], set_dir: Path, work: Work) -> None:

@@ -2,31 +2,43 @@
 
 A run writes into ``DEST/JOB/.partial-<name>-<pid>/`` and renames it only once its manifest is on disk, so a
 directory with a readable manifest is a complete set, and anything else is unfinished or broken. The last
-verification of a set is kept beside its manifest in ``verify.json``. Nothing here deletes anything: the
-retention plan only names what may go.
+verification of a set is kept beside its manifest in ``verify.json``; a run that failed says so in
+``DEST/JOB/last-run.json`` until a run succeeds. Nothing here deletes anything: the retention plan only names
+what may go (backup_prune).
+
+What is under DEST/JOB is evidence, not truth: only a directory (never a symlink) named for a real UTC time no
+later than this clock allows is a set. Everything else there that lakedeck did not put there is foreign:
+listed, never counted, kept, deleted, verified or restored.
 """
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
+import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .backup_members import UnsafeMember, read_member, read_small
 from .model import BackupSet
 
 MANIFEST = "manifest.json"
 VERIFY = "verify.json"
+LAST_RUN = "last-run.json"  # DEST/JOB/last-run.json: the last run's failure, until a run succeeds
 FORMAT = "lakedeck-backup/1"
 PARTIAL_PREFIX = ".partial-"
-SCRATCH_PREFIX = ".verify-"  # a verify's temporary copy (sqlite), beside the sets
-SET_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
+SCRATCH_PREFIX = ".verify-"  # a verify's temporary copy (sqlite), beside the sets: .verify-<pid>-<random>
+SET_NAME = re.compile(r"^(\d{8}T\d{6}Z)(?:-([1-9]\d{0,5}))?$")
+TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+FUTURE_SKEW = 300.0  # a set named this far ahead of the clock is clock skew; further ahead, it is foreign
 STALE_PARTIAL = 3600.0  # an unfinished directory untouched this long is a dead run's: prune removes it
+MANIFEST_LIMIT = 16 * 1024 * 1024
 CHUNK = 1024 * 1024
 OWN_FILES = (MANIFEST, VERIFY)
 
@@ -50,9 +62,28 @@ class Unfinished:
 
 
 @dataclass(frozen=True)
+class Foreign:
+    """Something under DEST/JOB that is no set and not lakedeck's: never counted, kept, deleted or read."""
+
+    name: str
+    path: str
+    why: str  # "not a set name", "in the future", "a symlink (never followed)", "not a directory"
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """The last run's failure, as recorded in DEST/JOB/last-run.json."""
+
+    failed: str  # why, in one line
+    at: float
+
+
+@dataclass(frozen=True)
 class JobSets:
     sets: tuple[BackupSet, ...]  # good sets, newest first
     unfinished: tuple[Unfinished, ...]
+    foreign: tuple[Foreign, ...] = ()
+    last_run: LastRun | None = None
 
     @property
     def size(self) -> int:
@@ -60,14 +91,26 @@ class JobSets:
 
 
 def set_name(when: float) -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
+    return time.strftime(TIME_FORMAT, time.gmtime(when))
 
 
-def name_time(name: str) -> float:
-    """The UTC time a set's name says it started."""
-    import calendar
+def name_time(name: str) -> float | None:
+    """The UTC time a set's name says it started; None when the name is not one lakedeck writes (a real
+    time in its one spelling, with an optional ``-N``)."""
+    match = SET_NAME.match(name)
+    if match is None:
+        return None
+    try:
+        when = float(calendar.timegm(time.strptime(match.group(1), TIME_FORMAT)))
+    except (ValueError, OverflowError):
+        return None
+    return when if set_name(when) == match.group(1) else None  # 23:59:60 and the like are no set's name
 
-    return float(calendar.timegm(time.strptime(name[:16], "%Y%m%dT%H%M%SZ")))
+
+def set_order(backup: BackupSet) -> tuple[float, int]:
+    """Oldest to newest: by the name's time, then its ``-N``."""
+    match = SET_NAME.match(backup.name)
+    return backup.started, int(match.group(2) or 1) if match else 0
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -81,13 +124,20 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write, fsync, rename over, fsync the directory: a reader sees the old file or the whole new one."""
+    """Write, fsync, rename over, fsync the directory: a reader sees the old file or the whole new one. The
+    temporary file is created afresh (never through a symlink someone left at its name)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 
@@ -138,49 +188,74 @@ def fsync_tree(directory: Path) -> None:
         fsync_dir(Path(root))
 
 
-# -- manifests and verification --------------------------------------------------------------------
+# -- manifests, verification and the last run ------------------------------------------------------
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _entry_ok(entry: Any) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("path"), str) and _count(entry.get("size"))
+            and isinstance(entry.get("sha256"), str))
+
 
 def read_manifest(set_dir: Path) -> dict[str, Any]:
+    """The set's manifest, read without following a symlink, its shape checked (its paths are checked when
+    a file is opened: see backup_members)."""
     try:
-        raw = (set_dir / MANIFEST).read_bytes()
-    except FileNotFoundError:
-        raise ManifestError("no manifest.json") from None
-    except OSError as exc:
-        raise ManifestError(f"manifest.json unreadable: {exc.strerror or exc}") from None
+        raw = read_member(set_dir, MANIFEST, MANIFEST_LIMIT)
+    except UnsafeMember as exc:
+        raise ManifestError("no manifest.json" if str(exc).endswith("is missing") else str(exc)) from None
     try:
         data = json.loads(raw)
     except ValueError:
         raise ManifestError("manifest.json is not JSON") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("files"), list):
+    if (not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("files"), list)
+            or not all(map(_entry_ok, data["files"]))):
         raise ManifestError("manifest.json is not a lakedeck manifest")
     return data
 
 
-def check_files(set_dir: Path, manifest: dict[str, Any], on_chunk: Callable[[int], None] | None = None) -> str:
-    """"" when every file the manifest lists is there with its size and sha256, else the first problem."""
-    for entry in manifest["files"]:
-        relative = str(entry.get("path", ""))
-        path = set_dir / relative
-        if not relative or ".." in Path(relative).parts or not path.is_file():
-            return f"{relative or '?'} is missing"
-        if path.stat().st_size != entry.get("size"):
-            return f"size mismatch in {relative} ({path.stat().st_size} bytes, manifest {entry.get('size')})"
-        digest, _ = sha256_file(path, on_chunk)
-        if digest != entry.get("sha256"):
-            return f"sha256 mismatch in {relative}"
-    return ""
+def unpacked_size(manifest: dict[str, Any], kind: str) -> int | None:
+    """What the set takes once restored: recorded by the run; for sets made before that, the size of its
+    files when they are not compressed (every kind but files)."""
+    if _count(manifest.get("unpacked")):
+        return int(manifest["unpacked"])
+    return None if kind == "files" else sum(int(f["size"]) for f in manifest["files"])
 
 
 def write_verify(set_dir: Path, result: str, at: float) -> None:
     write_json_atomic(set_dir / VERIFY, {"result": result, "at": at})
 
 
+def _finite(value: Any) -> float | None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if number and math.isfinite(value) else None
+
+
 def _read_verify(set_dir: Path) -> tuple[str, float | None]:
     try:
-        data = json.loads((set_dir / VERIFY).read_bytes())
-        return str(data["result"]), float(data["at"])
-    except (OSError, ValueError, KeyError, TypeError):
+        data = json.loads(read_member(set_dir, VERIFY, 64 * 1024))
+        return str(data["result"]), _finite(data["at"])
+    except (UnsafeMember, ValueError, KeyError, TypeError):
         return "", None
+
+
+def record_run(job_dir: Path, failed: str, at: float) -> None:
+    """Remember a failed run (``failed`` says why) in DEST/JOB/last-run.json, or forget it (``failed`` "")."""
+    if failed:
+        write_json_atomic(job_dir / LAST_RUN, {"result": f"failed: {failed}", "at": at})
+    else:
+        (job_dir / LAST_RUN).unlink(missing_ok=True)
+
+
+def _read_last_run(job_dir: Path) -> LastRun | None:
+    try:
+        data = json.loads(read_small(job_dir / LAST_RUN, 64 * 1024))
+        result, at = str(data["result"]), _finite(data["at"])
+    except (UnsafeMember, ValueError, KeyError, TypeError):
+        return None
+    return LastRun(result.removeprefix("failed: "), at) if result.startswith("failed") and at is not None else None
 
 
 # -- listing ---------------------------------------------------------------------------------------
@@ -196,89 +271,60 @@ def _newest_mtime(path: Path) -> float:
     return newest
 
 
-def list_sets(job_dir: Path) -> JobSets:
-    """The job's sets, newest first, and what is there but not a good set. A missing job directory is no
-    sets; an unreadable one raises OSError."""
+def _own(name: str, is_dir: bool) -> bool:
+    """An entry lakedeck itself keeps under DEST/JOB (besides the sets)."""
+    if is_dir:
+        return name.startswith((PARTIAL_PREFIX, SCRATCH_PREFIX))
+    return name == LAST_RUN or name.startswith(f".{LAST_RUN}.tmp-")
+
+
+def list_sets(job_dir: Path, now: float | None = None) -> JobSets:
+    """The job's sets, newest first, what is there but not a good set, and what is not lakedeck's at all.
+    ``now`` is the clock a set's name is judged against (a name more than FUTURE_SKEW ahead is foreign). A
+    missing job directory is no sets; an unreadable one raises OSError."""
+    now = time.time() if now is None else now
     try:
         entries = sorted(os.scandir(job_dir), key=lambda e: e.name)
     except FileNotFoundError:
         return JobSets((), ())
-    sets, unfinished = [], []
+    sets, unfinished, foreign = [], [], []
     for entry in entries:
-        if not entry.is_dir(follow_symlinks=False):
-            continue
         path = Path(entry.path)
-        if entry.name.startswith(PARTIAL_PREFIX):
-            unfinished.append(Unfinished(entry.name, entry.path, _newest_mtime(path), "unfinished"))
+        if entry.is_symlink():
+            foreign.append(Foreign(entry.name, entry.path, "a symlink (never followed)"))
             continue
-        if not SET_NAME.match(entry.name):
-            continue  # not ours: a verify's scratch copy, or something the operator put there
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if _own(entry.name, is_dir):
+            if entry.name.startswith(PARTIAL_PREFIX):
+                unfinished.append(Unfinished(entry.name, entry.path, _newest_mtime(path), "unfinished"))
+            continue
+        started = name_time(entry.name)
+        if not is_dir:
+            foreign.append(Foreign(entry.name, entry.path, "not a directory"))
+            continue
+        if started is None:
+            foreign.append(Foreign(entry.name, entry.path, "not a set name"))
+            continue
+        if started > now + FUTURE_SKEW:
+            foreign.append(Foreign(entry.name, entry.path, "in the future"))
+            continue
         try:
             manifest = read_manifest(path)
         except ManifestError as exc:
             unfinished.append(Unfinished(entry.name, entry.path, _newest_mtime(path), f"no readable manifest: {exc}"))
             continue
-        verified, verified_at = _read_verify(path)
-        files = manifest["files"]
-        sets.append(BackupSet(
-            name=entry.name, path=entry.path, started=float(manifest.get("started") or name_time(entry.name)),
-            finished=manifest.get("finished"), size=sum(int(f.get("size") or 0) for f in files), files=len(files),
-            verified=verified, verified_at=verified_at))
-    sets.sort(key=lambda s: (s.started, s.name), reverse=True)
-    return JobSets(tuple(sets), tuple(unfinished))
+        sets.append(_set_of(entry.name, entry.path, started, manifest, now))
+    sets.sort(key=set_order, reverse=True)
+    return JobSets(tuple(sets), tuple(unfinished), tuple(foreign), _read_last_run(job_dir))
 
 
-# -- retention -------------------------------------------------------------------------------------
-
-def protected(sets: Iterable[BackupSet]) -> set[str]:
-    """Sets no prune may take: the newest one, and the newest that passed its last verify."""
-    ordered = sorted(sets, key=lambda s: (s.started, s.name), reverse=True)
-    keep = {ordered[0].name} if ordered else set()
-    verified = next((s for s in ordered if s.verified == "ok"), None)
-    if verified is not None:
-        keep.add(verified.name)
-    return keep
-
-
-def prune_plan(sets: Iterable[BackupSet], keep: float | None, keep_last: int | None, now: float) -> list[BackupSet]:
-    """The sets a prune would delete, oldest first: a set goes only when every given rule lets it go
-    (older than ``keep`` and beyond the newest ``keep_last``). No rule: nothing goes."""
-    if keep is None and keep_last is None:
-        return []
-    ordered = sorted(sets, key=lambda s: (s.started, s.name), reverse=True)
-    safe = protected(ordered)
-    plan = []
-    for index, backup in enumerate(ordered):
-        if backup.name in safe:
-            continue
-        if keep_last is not None and index < keep_last:
-            continue
-        if keep is not None and now - backup.started <= keep:
-            continue
-        plan.append(backup)
-    return plan[::-1]
-
-
-def stale_unfinished(unfinished: Iterable[Unfinished], now: float, busy: Iterable[str] = ()) -> list[Unfinished]:
-    """Leftovers of dead runs: ``.partial-*`` directories untouched for an hour whose process is gone
-    (and that are not being written by this process, ``busy``)."""
-    busy = set(busy)
-    stale = []
-    for item in unfinished:
-        if not item.partial or item.path in busy or now - item.mtime < STALE_PARTIAL:
-            continue
-        pid = item.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue
-        stale.append(item)
-    return stale
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _set_of(name: str, path: str, started: float, manifest: dict[str, Any], now: float) -> BackupSet:
+    # the name's time is what was checked; the manifest's "finished" only when it is a time after it
+    finished = _finite(manifest.get("finished"))
+    if finished is not None and not started <= finished <= now + FUTURE_SKEW:
+        finished = None
+    verified, verified_at = _read_verify(Path(path))
+    files = manifest["files"]
+    return BackupSet(name=name, path=path, started=started, finished=finished, size=sum(f["size"] for f in files),
+                     files=len(files), verified=verified, verified_at=verified_at,
+                     unpacked=unpacked_size(manifest, str(manifest.get("kind") or "")))

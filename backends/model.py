@@ -165,7 +165,7 @@ class AlertReading(Reading):
 class BackupSet:
     """One backup set on disk: ``DEST/JOB/<UTC time>/`` with its manifest."""
 
-    name: str  # the directory's name: the UTC time it was started, e.g. 20261122T080512Z
+    name: str  # the directory's name: the UTC time it was started, e.g. 20261122T080512Z (checked: see backup_sets)
     path: str
     started: float
     finished: float | None
@@ -173,6 +173,7 @@ class BackupSet:
     files: int
     verified: str = ""  # "", "ok" or "failed: <why>" (the last verify of this set)
     verified_at: float | None = None
+    unpacked: int | None = None  # bytes it takes once restored (None: a files set that did not record it)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ DAY = 86400.0
 
 
 class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:  # in the past: a set named later is foreign
         self.now = now
 
     def __call__(self) -> float:
@@ -45,6 +45,22 @@ def engine_for(tmp_path: Path, kind: str, clock: Clock | None = None, **options)
     if clock is not None:
         engine.sources["job"].clock = clock
     return engine
+
+
+def config_file(tmp_path: Path, kind: str, **options) -> Path:
+    """The same job as ``engine_for`` makes, as a config file for the ``lakedeck`` command."""
+    (tmp_path / "dest").mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "lakedeck.yaml"
+    config.write_text(yaml.safe_dump({"audit_log": str(tmp_path / "audit.jsonl"), "backups": [
+        {"name": "job", "kind": kind, "dest": str(tmp_path / "dest"), **options}]}))
+    return config
+
+
+def lakedeck(config: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real ``lakedeck`` command (headless verbs), as cron or a runbook runs it."""
+    command = Path(sys.executable).with_name("lakedeck")
+    return subprocess.run([str(command), *args, "-c", str(config)], capture_output=True, text=True, timeout=120,
+                          check=False)
 
 
 async def act(engine: Engine, action_id: str, value: str | None = None, item=None):
@@ -103,14 +119,19 @@ async def test_files_job_archives_without_excludes_and_restores_into_a_new_direc
     source = engine.sources["job"]
     restore = engine.find_action("job", "restore")
     assert restore.confirm == "job" and restore.ask and restore.ref == (backup.name,)
+    with pytest.raises(ValueError, match="is a source of this job: to restore it in place give"):
+        source.with_value(restore, str(tmp_path / "src"))  # the set unpacks as src/: not into src itself
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x").write_text("x")
     with pytest.raises(ValueError, match="not empty"):
-        source.with_value(restore, str(tmp_path / "src"))  # never unpacks over what is there
+        source.with_value(restore, str(tmp_path / "other"))  # never unpacks among what is there
     with pytest.raises(ValueError, match="absolute"):
         source.with_value(restore, "relative/dir")
     result, preview, _ = await act(engine, "restore", value=str(tmp_path / "back"))
     assert result.ok, result.error
-    assert preview[0].startswith(f"restore set {backup.name}") and preview[1] == f"into {tmp_path / 'back'}"
-    restored = tmp_path / "back" / str(tmp_path / "src").lstrip("/")
+    assert preview[0].startswith(f"restore set {backup.name}") and preview[1] == f"into {tmp_path / 'back'}: src"
+    restored = tmp_path / "back" / "src"
+    assert sorted(os.listdir(tmp_path / "back")) == ["src"]
     assert (restored / "keep.txt").read_text() == "keep me" and not (restored / "skip.tmp").exists()
 
     entries = engine.audit.read()
@@ -140,7 +161,9 @@ async def test_a_corrupted_set_is_caught_by_verify_and_refused_by_restore(tmp_pa
     listing = await engine.sources["job"].open(())
     assert listing.items[0].status == "verify failed" and listing.items[0].state is State.CRITICAL
 
-    result, _, _ = await act(engine, "restore", value=str(tmp_path / "back"))
+    # the job offers no restore of a damaged set; asked for on the set itself, it is refused
+    assert "restore" not in {a.id for a in engine.actions_for("job")}
+    result, _, _ = await act(engine, "restore", value=str(tmp_path / "back"), item=listing.items[0])
     assert not result.ok and "damaged" in result.error and not (tmp_path / "back").exists()
 
 
@@ -337,7 +360,7 @@ async def test_rpo_states_follow_the_age_of_the_last_good_set(tmp_path):
     clock.now += 3 * 3600 + 12 * 60
     now = await reading(engine)
     assert now.state is State.OK and now.reason.startswith("last good 3h12m ago (rpo 1d00h) · 1 set, ")
-    assert now.last_good == pytest.approx(1_800_000_000.0, abs=1) and now.rpo == DAY and now.value == now.sets[0].size
+    assert now.last_good == pytest.approx(1_700_000_000.0, abs=1) and now.rpo == DAY and now.value == now.sets[0].size
     clock.now += DAY
     assert (await reading(engine)).state is State.WARN
     clock.now += DAY

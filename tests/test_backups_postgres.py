@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
-from test_backups import act, engine_for, reading
+from test_backups import Clock, act, engine_for, reading
 
-from backends.backup_sets import list_sets
+from backends.backup_sets import MANIFEST, list_sets, set_name
 from backends.model import State
 
 pytestmark = pytest.mark.integration
 
 
-def job(tmp_path: Path, postgres, **options):
-    return engine_for(tmp_path, "postgres", dbname="shop", port=postgres.port, user="postgres",
+def job(tmp_path: Path, postgres, clock: Clock | None = None, **options):
+    return engine_for(tmp_path, "postgres", clock, dbname="shop", port=postgres.port, user="postgres",
                       password="not-on-the-command-line", pg_dump=str(postgres.bin / "pg_dump"),
                       pg_restore=str(postgres.bin / "pg_restore"), **options)
 
@@ -50,6 +52,8 @@ async def test_dump_verify_restore_round_trip_keeps_row_counts(tmp_path, postgre
     result, preview, _ = await act(engine, "restore", value="shop_restored")
     assert result.ok, result.error
     assert preview[1] == "into shop_restored"
+    assert preview[2] == "a compressed pg_dump archive: the database restored from it takes more"
+    assert not any("overwrites the live" in line for line in preview)
     for table in ("orders", "customers"):
         query = f"SELECT count(*) FROM {table}"
         assert postgres.psql(query, "shop_restored") == postgres.psql(query, "shop")
@@ -81,4 +85,47 @@ async def test_a_truncated_dump_fails_verify_and_a_missing_database_fails_the_ru
                          pg_dump=str(postgres.bin / "pg_dump"))
     result, _, _ = await act(missing, "run")
     assert not result.ok and "pg_dump exited 1" in result.error and "\n" not in result.error
-    assert list_sets(tmp_path / "other" / "dest" / "job").sets == ()
+    job_dir = tmp_path / "other" / "dest" / "job"
+    assert list_sets(job_dir).sets == () and sorted(p.name for p in job_dir.iterdir()) == ["last-run.json"]  # no .partial-*
+    now = await reading(missing)
+    assert now.state is State.CRITICAL and now.reason.startswith("last run failed: pg_dump exited 1: ")
+
+
+async def test_a_planted_dump_outside_the_set_is_refused_and_a_live_restore_says_what_is_lost(tmp_path, postgres):
+    postgres.psql("DROP DATABASE IF EXISTS shop")
+    postgres.psql("CREATE DATABASE shop")
+    postgres.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g", "shop")
+    clock = Clock()
+    engine = job(tmp_path, postgres, clock=clock)
+    assert (await act(engine, "run"))[0].ok
+    (real,) = list_sets(tmp_path / "dest" / "job").sets
+    outside = tmp_path / "outside.dump"
+    shutil.copy(Path(real.path) / "shop.dump", outside)  # a dump of another database, say: its bytes match
+    postgres.psql("INSERT INTO t SELECT g FROM generate_series(101, 150) g", "shop")
+
+    for planted_at, plant in ((60, "absolute"), (120, "symlink")):
+        planted = tmp_path / "dest" / "job" / set_name(clock.now + planted_at)
+        shutil.copytree(real.path, planted)
+        manifest = json.loads((planted / MANIFEST).read_text())
+        if plant == "absolute":
+            manifest["files"][0]["path"] = str(outside)
+            (planted / MANIFEST).write_text(json.dumps(manifest))
+            why = f"{outside} is an absolute path"
+        else:
+            (planted / "shop.dump").unlink()
+            (planted / "shop.dump").symlink_to(outside)
+            why = "shop.dump is or passes through a symlink (never followed)"
+        clock.now += 180
+        await engine.sources["job"].poll()
+        result, _, _ = await act(engine, "restore", value="shop")
+        assert not result.ok and "damaged" in result.error and why in result.error, plant
+        assert postgres.psql("SELECT count(*) FROM t", "shop") == "150"  # untouched
+        result, _, _ = await act(engine, "verify")
+        assert not result.ok and why in result.error
+
+    await engine.sources["job"].poll()
+    restore = engine.find_action("job", "restore")
+    assert restore.ref[0] == real.name  # the newest set that is not damaged
+    _, preview, _ = await act(engine, "restore", value="shop")
+    assert ("this overwrites the live database shop; changes of the last 6 minutes are lost (no copy is kept: "
+            "run a backup first to keep one)") in preview
