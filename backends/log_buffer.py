@@ -176,7 +176,7 @@ class LogBuffer:
         step = 1 if forward else -1
         for distance in range(1, count + 1):
             index = (start + step * distance) % count
-            if matcher.regex.search(shown[index].text):
+            if matcher.search(shown[index].text):
                 return index
         return None
 

@@ -19,11 +19,11 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from .adapters.log_file import BLOCK, MAX_LINE, Piece
 from .adapters.text import os_error_text
 from .log_filter import LineFilter
 from .log_gzip import GzipError, GzipIndex, identity
-from .log_reading import ChangedError, Splitter, blocks_forward, lines_backward, lines_forward
+from .linear_regex import PatternError
+from .log_reading import BLOCK, MAX_LINE, ChangedError, Piece, Splitter, blocks_forward, lines_backward, lines_forward
 from .log_scan import scan_file
 from .logtext import Stamper
 from .model import LogLine
@@ -139,7 +139,10 @@ class FilePager:
              include_history: bool = False) -> Iterator[list[LogLine]]:
         """Every line that ``matcher`` keeps, oldest first, in batches as they are found; the file as it
         was when the scan started, and its history first when ``include_history``. Checks ``cancel``
-        between chunks and batches; reports ``progress(bytes_done, bytes_total)`` in on-disk bytes."""
+        between chunks and batches; reports ``progress(bytes_done, bytes_total)`` in on-disk bytes. Raises
+        PatternError (its reason) when the pattern cannot run."""
+        if matcher.error:
+            raise PatternError(matcher.error)
         files = self._chain()
         if not include_history:
             files = [file for file in files[-1:] if file.path == self.path]
@@ -195,7 +198,7 @@ class FilePager:
     def _found(self, files: list[LogFile], matcher: LineFilter, cancel: threading.Event,
                progress: _Progress) -> Iterator[tuple[LogFile, list[Piece]]]:
         """The pieces of the lines ``matcher`` keeps, chunk by chunk, file after file."""
-        source_matches = matcher.regex.search(self.source) is not None  # as LineFilter.matches does
+        source_matches = matcher.search(self.source)  # as LineFilter.matches does
         done = 0
         for file in files:
             chunks = self._index(file).chunks if file.gz else None

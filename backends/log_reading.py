@@ -1,19 +1,49 @@
-"""Lines of a file read forwards or backwards in blocks, each cut at MAX_LINE bytes like the follower cuts them.
+"""Lines of a log, cut at MAX_LINE bytes: the one reading that the follower, the streams, the pager (paging
+back and forth, ``lakedeck tail``) and the whole-file scan share.
 
 Memory stays bounded whatever the lines: a line longer than a block is never joined, only its first
-MAX_LINE bytes are kept and the rest is counted in ``Piece.cut``.
+MAX_LINE bytes are kept and the rest is counted in ``Piece.cut`` (the screen marks such a line with ✂, and
+``enter`` reads it whole). A line of any length hides nothing before or after it.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections import deque
+from dataclasses import dataclass
 from typing import Iterator
 
-from .adapters.log_file import BLOCK, MAX_LINE, Piece, piece
-
+MAX_LINE = 8 * 1024  # bytes of one line kept for the screen
+CUT_MARK = "✂ "  # first on a line that was cut when read (on screen and printed by `lakedeck logs`)
+BLOCK = 64 * 1024
 MAX_STEP = 1024 * 1024  # blocks grow up to this while they hold no newline (a very long line)
 KEEP = 1024 * 1024  # bytes read backwards kept to cut the lines from, rather than read twice
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One line as read: at most MAX_LINE bytes, where it starts in the file (-1: not in a file) and how many
+    bytes were left off."""
+
+    data: bytes
+    offset: int
+    cut: int = 0
+
+    def text(self) -> str:
+        """UTF-8 with bad bytes replaced; a character split by the cut is held back rather than garbled."""
+        data = self.data[:-1] if self.data.endswith(b"\r") else self.data
+        if not self.cut:
+            return data.decode("utf-8", errors="replace")
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return decoder.decode(data)
+
+
+def piece(data: bytes, offset: int, cut: int = 0, limit: int = MAX_LINE) -> Piece:
+    if len(data) > limit:
+        cut += len(data) - limit
+        data = data[:limit]
+    return Piece(data, offset, cut)
 
 
 class ChangedError(Exception):
@@ -26,14 +56,31 @@ def pread(fd: int, size: int, offset: int) -> bytes:
 
 
 class Splitter:
-    """Cuts consecutive blocks of a stream into lines, keeping only the first MAX_LINE bytes of each."""
+    """Cuts consecutive blocks of a stream into lines, keeping only the first ``limit`` bytes of each.
 
-    def __init__(self, offset: int) -> None:
-        self.start = offset  # where the line being read starts
-        self.position = offset  # where the next block starts
+    ``offset`` is where the stream starts in its file; None for a stream that is no file (a command's
+    output), whose pieces have offset -1."""
+
+    def __init__(self, offset: int | None, limit: int = MAX_LINE) -> None:
+        self.positioned = offset is not None
+        self.start = offset or 0  # where the line being read starts
+        self.position = self.start  # where the next block starts
+        self.limit = limit
         self.head = b""
         self.cut = 0
         self.lines = 0  # lines completed so far, kept or not
+
+    @classmethod
+    def resume(cls, start: int, position: int, head: bytes, cut: int) -> Splitter:
+        """A splitter in the middle of a line that starts at ``start``: ``head`` kept of it, ``cut`` left off."""
+        splitter = cls(start)
+        splitter.position, splitter.head, splitter.cut = position, head, cut
+        return splitter
+
+    @property
+    def pending(self) -> bool:
+        """Whether an unfinished line has begun."""
+        return self.position > self.start
 
     def feed(self, block: bytes, keep: int | None = None) -> list[Piece]:
         """The lines that ``block`` completes; only the last ``keep`` of them when that is given."""
@@ -48,8 +95,9 @@ class Splitter:
                 pieces.append(self._complete(parts[0]))
                 start = self.position + len(parts[0]) + 1
                 skip = 1
+            limit = self.limit
             for part in parts[skip:]:
-                pieces.append(piece(part, start))
+                pieces.append(piece(part, start if self.positioned else -1, 0, limit))
                 start += len(part) + 1
             self.lines += len(parts)
             self.start, self.head, self.cut = start, b"", 0
@@ -59,16 +107,23 @@ class Splitter:
 
     def finish(self) -> list[Piece]:
         """The unfinished line at the end of the stream, if there is one."""
-        if self.position <= self.start:
+        if not self.pending:
             return []
-        return [Piece(self.head, self.start, self.cut)]
+        return [Piece(self.head, self.start if self.positioned else -1, self.cut)]
+
+    def flush(self) -> list[Piece]:
+        """The unfinished line, taken: what follows starts a new line (a prompt waited long enough, the
+        stream ended or was replaced)."""
+        pieces = self.finish()
+        self.start, self.head, self.cut = self.position, b"", 0
+        return pieces
 
     def _complete(self, part: bytes) -> Piece:
         self._grow(part)
-        return Piece(self.head, self.start, self.cut)
+        return Piece(self.head, self.start if self.positioned else -1, self.cut)
 
     def _grow(self, data: bytes) -> None:
-        taken = data[:max(0, MAX_LINE - len(self.head))]
+        taken = data[:max(0, self.limit - len(self.head))]
         self.head += taken
         self.cut += len(data) - len(taken)
 

@@ -3,22 +3,20 @@
 The pattern runs over whole chunks of bytes (SCAN_CHUNK, realigned at the last newline), never line by
 line: each match is mapped to the line around it with ``rfind``/``find`` of a newline, and only the lines
 kept are cut and decoded. An inverted filter keeps most lines, so it splits the chunk and tests each line.
-Matching is on bytes (``LineFilter.bytes_regex``): ``.`` and ``\\w`` see bytes of non-ASCII text, not
-characters, and ``$`` does not match before the ``\\r`` of a CRLF line. A line longer than SCAN_CHUNK is
-matched on its first SCAN_CHUNK bytes (at least: in a .gz, up to twice that).
+Matching is on bytes read as UTF-8 (``LineFilter.bytes_regex``, RE2), except that ``$`` does not match before the
+``\\r`` of a CRLF line. A line longer than SCAN_CHUNK is matched on its first SCAN_CHUNK bytes (at least: in a
+.gz, up to twice that).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import re
 import threading
 from typing import Callable, Iterator
 
-from .adapters.log_file import MAX_LINE, Piece, piece
 from .log_filter import LineFilter
-from .log_reading import MAX_STEP, pread
+from .log_reading import MAX_LINE, MAX_STEP, Piece, piece, pread
 
 SCAN_CHUNK = 4 * 1024 * 1024  # measured: 2-4 MiB (within the L2 cache) a little faster than 8
 # A region: (offset, buffer, end, length, position). buffer[:end] is whole lines starting at ``offset``;
@@ -32,27 +30,20 @@ Chunks = Callable[..., Iterator[tuple[int, bytes, int]]]
 class Finder:
     """The fastest exact way to find a LineFilter's pattern in bytes.
 
-    Smart case makes a lowercase pattern case-insensitive, and Python's ``re`` is 5-8x slower with
-    IGNORECASE; ``bytes.lower()`` is fast and changes only ASCII letters, as IGNORECASE on bytes does, so
-    a lowercase pattern is searched case-sensitively in a lowered copy at the same offsets."""
+    A literal ASCII pattern is a ``bytes.find``; smart case makes a lowercase one case-insensitive, and
+    ``bytes.lower()`` is fast and changes only ASCII letters, so it is found case-sensitively in a lowered copy
+    at the same offsets. Anything else is RE2 over the whole chunk (linear time; case folding costs it
+    nothing), with ``^`` and ``$`` at every line as line by line."""
 
     def __init__(self, matcher: LineFilter) -> None:
-        self.text: re.Pattern[str] | None = None
-        try:
-            compiled = matcher.bytes_regex()
-        except re.error:  # valid for text only (``\\u00e9``, ``\\N{...}``): lines are decoded and tested
-            self.text, self.fold, self.needle, self.regex = matcher.regex, False, None, None
-            return
-        ignore_case = bool(compiled.flags & re.IGNORECASE)
-        self.fold = ignore_case and (matcher.literal or _foldable(matcher.pattern))
+        self.regex = None
         self.needle: bytes | None = None
-        self.regex: re.Pattern[bytes] | None = None
-        if matcher.literal:
-            self.needle = matcher.pattern.encode("utf-8")
-            self.needle = self.needle.lower() if self.fold else self.needle
+        self.fold = False
+        if matcher.literal and matcher.pattern.isascii():
+            self.fold = matcher.ignore_case
+            self.needle = matcher.pattern.lower().encode() if self.fold else matcher.pattern.encode()
         else:
-            flags = (compiled.flags & ~re.IGNORECASE if self.fold else compiled.flags) | re.MULTILINE
-            self.regex = re.compile(compiled.pattern, flags)  # MULTILINE: ^ and $ at every line, as line by line
+            self.regex = matcher.bytes_regex(multiline=True)
 
     def haystack(self, data: bytes) -> bytes:
         return data.lower() if self.fold else data
@@ -68,19 +59,11 @@ class Finder:
         """Whether one line (from ``haystack``) matches."""
         if self.needle is not None:
             return self.needle in hay
-        if self.regex is not None:
-            return self.regex.search(hay) is not None
-        return self.text.search(hay.decode("utf-8", errors="replace")) is not None
+        return self.regex.search(hay) is not None
 
     def within(self, hay: bytes, start: int, stop: int) -> bool:
         """Whether the line ``hay[start:stop]`` matches on its own (for a match that ran past its newline)."""
         return self.needle is None and self.regex.search(hay, start, stop) is not None
-
-
-def _foldable(pattern: str) -> bool:
-    """Searching a lowered copy is exact unless the pattern names bytes by code (``\\x41``, ``\\101``,
-    backreferences look alike) or turns IGNORECASE off for a part (``(?-i:...)``)."""
-    return re.search(r"\\[0-7x]|\(\?[a-z]*-", pattern) is None
 
 
 def matching_lines(finder: Finder, hay: bytes, end: int) -> Iterator[tuple[int, int]]:
@@ -128,7 +111,7 @@ def _kept(regions: Iterator[Region], finder: Finder | None, invert: bool) -> Ite
             hit = finder is not None and finder.line_matches(finder.haystack(buffer[:end]))
             take = min(length, MAX_LINE)
             yield ([Piece(buffer[:take], offset, length - take)] if hit != invert else []), position
-        elif invert or finder.text is not None:
+        elif invert:
             yield _tested(finder, buffer, end, offset, invert), position
         else:
             spans = matching_lines(finder, finder.haystack(buffer), end)

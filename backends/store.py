@@ -9,6 +9,9 @@ each read) the store takes an exclusive ``flock`` on ``<file>.lock`` beside it, 
 unlocks. Two consoles on one host take turns. A batch that cannot get the lock in a few seconds stays queued
 (bounded: the oldest samples go first); the event loop never waits for any of it.
 
+The files are private (0600) and a new one appears only whole, so a full disk leaves nothing that blocks the
+next start; an empty file that one did leave is replaced (store_file).
+
 The store never raises into the console: what goes wrong is one line in ``problem``, and samples are dropped.
 ``duckdb`` is imported only when the file is first opened (it costs ~115 ms to import).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import os
 import threading
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .model import AlertReading, Reading, State
+from .store_file import create_whole, make_directory, set_aside, tighten, unfinished
 from .store_read import AlertEvent, StoreError, StoreReads, _Busy
 from .text import one_line
 
@@ -39,6 +44,7 @@ REASON_LENGTH = 500
 ACTIVE = ("pending", "firing", "silenced", "error")  # an alert event that is not over yet
 EXIT_WAIT = 2.0  # at exit, how long a write under way may take to finish (the lock is not waited for)
 DUCKDB_CONFIG = {"threads": 1, "memory_limit": "256MB"}  # one batch at a time; a console stays small
+TRANSIENT = (errno.ENOSPC, errno.EDQUOT)  # a full disk is no reason to stop writing for good
 _LIVE: weakref.WeakSet[HistoryStore] = weakref.WeakSet()  # stores whose writer thread was started
 
 SCHEMA = (
@@ -98,6 +104,7 @@ class HistoryStore(StoreReads):
                  clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.wal_path = self.path.with_name(self.path.name + ".wal")  # DuckDB's, made 0644 at a commit: tightened
         self.retention, self.every, self.flush_every, self.clock = retention, every, flush_every, clock
         self.problem = ""  # one line when something is wrong (shown by the console); "" when all is well
         self.dropped = 0  # samples and events dropped: a queue over its bound, or a file that cannot be written
@@ -347,6 +354,7 @@ class HistoryStore(StoreReads):
                 if rows:
                     con.execute(INSERT[table], _columns(rows, len(_TYPES[table])))
             con.execute("COMMIT")
+            tighten(self.wal_path)
         except BaseException:
             with contextlib.suppress(Exception):
                 con.execute("ROLLBACK")
@@ -360,6 +368,7 @@ class HistoryStore(StoreReads):
             for table in ("samples", "transitions", "alerts"):
                 con.execute(f"DELETE FROM {table} WHERE ts < ?", [self._retained_at - self.retention])
             con.execute("COMMIT")
+            tighten(self.wal_path)
         except Exception as exc:
             with contextlib.suppress(Exception):
                 con.execute("ROLLBACK")
@@ -380,6 +389,7 @@ class HistoryStore(StoreReads):
         """Hold the exclusive lock on the sidecar file; _Busy after ``wait`` seconds."""
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            tighten(self.lock_path)  # made by an older lakedeck
         except PermissionError:
             fd = os.open(self.lock_path, os.O_RDONLY)  # someone else's store, read by this user: flock works too
         try:
@@ -404,10 +414,11 @@ class HistoryStore(StoreReads):
         """An open DuckDB connection under the lock, closed (and unlocked) after. StoreError says why not."""
         if create:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                make_directory(self.path.parent)
             except OSError as exc:
-                raise self._fatal(f"history store {self.path}: cannot create {self.path.parent}: "
-                                  f"{exc.strerror or exc} (set store.path to a writable place)") from None
+                message = (f"history store {self.path}: cannot create {self.path.parent}: {exc.strerror or exc} "
+                           f"(set store.path to a writable place)")
+                raise (StoreError(message) if exc.errno in TRANSIENT else self._fatal(message)) from None
         elif not self.path.exists():
             raise StoreError(f"no history store at {self.path} (the console writes it while it runs)")
         with contextlib.ExitStack() as stack:
@@ -416,15 +427,18 @@ class HistoryStore(StoreReads):
             except OSError as exc:
                 message = f"history store {self.path}: cannot lock {self.lock_path.name}: {exc.strerror or exc}"
                 raise (self._fatal(message) if create else StoreError(message)) from None
-            con = self._open()
+            stack.callback(tighten, self.wal_path)  # after the close: a commit that failed leaves one
+            con = self._open(create)
             stack.callback(con.close)
             yield con
 
-    def _open(self) -> Any:
+    def _open(self, create: bool, again: bool = False) -> Any:
         import duckdb
 
         if not self.path.exists():
             self._schema_ok = False  # moved away while we run: a new file
+            if create:
+                self._create()
         try:
             try:
                 con = duckdb.connect(str(self.path), config=DUCKDB_CONFIG)
@@ -435,14 +449,43 @@ class HistoryStore(StoreReads):
                 con = duckdb.connect(str(self.path), read_only=True, config=DUCKDB_CONFIG)
                 writable = False
         except duckdb.Error as exc:
+            if "is not a valid" in str(exc) and unfinished(self.path):
+                if not create:
+                    raise StoreError(f"history store {self.path} is empty (left by a full disk?); the console "
+                                     f"starts it afresh") from None
+                if not again:  # lakedeck's own, not foreign: start afresh
+                    set_aside(self.path, self.clock)
+                    return self._open(create, again=True)
             raise self._open_error(exc) from None
         try:
             if writable and not self._schema_ok:
                 self._migrate(con)
+            if writable:
+                tighten(self.path)
+                tighten(self.wal_path)
         except BaseException:
             con.close()
             raise
         return con
+
+    def _create(self) -> None:
+        """A new file with the tables in it, made whole and private before it appears (store_file)."""
+        import duckdb
+
+        def make(where: str) -> None:
+            con = duckdb.connect(where, config=DUCKDB_CONFIG)
+            try:
+                self._migrate(con)
+                con.execute("CHECKPOINT")  # all in the file itself: its WAL stays behind
+            finally:
+                con.close()
+
+        try:
+            create_whole(self.path, make)
+        except duckdb.Error as exc:
+            raise self._open_error(exc) from None
+        except OSError as exc:
+            raise StoreError(f"history store {self.path}: cannot create it: {exc.strerror or exc}") from None
 
     def _open_error(self, exc: Exception) -> Exception:
         text = str(exc)

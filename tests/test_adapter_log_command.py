@@ -12,7 +12,7 @@ from helpers import source_for
 from log_polling import ended, line_count, poll_once, poll_until, texts
 
 from backends.adapters import log_stream
-from backends.adapters.log_file import MAX_LINE
+from backends.log_reading import MAX_LINE
 from backends.model import State
 
 PROGRAM = os.path.basename(sys.executable)

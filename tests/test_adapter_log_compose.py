@@ -17,7 +17,7 @@ from helpers import source_for
 from log_polling import ended, line_count, poll_once, poll_until, texts
 from stand_ins import fixture_text
 
-from backends.adapters.log_file import Piece
+from backends.log_reading import Piece
 from backends.model import State
 
 FILE = "/srv/shop/compose.yaml"

@@ -245,9 +245,14 @@ def test_tail_lines_handles_short_and_partial_files(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"a\nb\nc")
     with open(path, "rb") as handle:
-        assert log_file.tail_lines(handle, 5, 10) == ([log_file.Piece(b"a", 0), log_file.Piece(b"b", 2)], b"c")
-        assert log_file.tail_lines(handle, 5, 1) == ([log_file.Piece(b"b", 2)], b"c")
-        assert log_file.tail_lines(handle, 0, 10) == ([], b"")
+        def tail(size, count):
+            pieces, unfinished = log_file.tail_lines(handle.fileno(), size, count)
+            return pieces, (unfinished.head, unfinished.start)
+        assert tail(5, 10) == ([log_file.Piece(b"a", 0), log_file.Piece(b"b", 2)], (b"c", 4))
+        assert tail(5, 1) == ([log_file.Piece(b"b", 2)], (b"c", 4))
+        assert tail(5, 0) == ([], (b"c", 4))
+        assert tail(4, 10) == ([log_file.Piece(b"a", 0), log_file.Piece(b"b", 2)], (b"", 4))
+        assert tail(0, 10) == ([], (b"", 0))
 
 
 async def test_a_file_created_after_start_is_read_from_its_start(tmp_path):

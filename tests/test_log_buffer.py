@@ -62,10 +62,15 @@ def test_filter_is_a_regex_with_smart_case_and_bang_inverts():
     assert len(buffer.shown) == 6
 
 
-def test_a_filter_that_is_not_a_regex_matches_literally_and_says_so():
-    matcher = LogBuffer().set_filter("near [/")
-    assert matcher is not None and matcher.error.startswith("not a regular expression")
-    assert matcher.matches(line("missing near [/ here", 1)) and not matcher.matches(line("near", 1))
+def test_a_filter_that_is_not_a_regex_keeps_nothing_and_says_why():
+    buffer = LogBuffer()
+    buffer.add([line("missing near [/ here", 1), line("near", 2)])
+    for text in ("near [/", "!near [/"):  # never taken as plain text, inverted or not
+        matcher = buffer.set_filter(text)
+        assert matcher is not None and matcher.error == ("not a regular expression: unterminated character set "
+                                                         "at position 5")
+        assert buffer.shown == [] and matcher.spans("near [/") == []
+    assert buffer.find(LineFilter("near [/", invertible=False), 0) is None
 
 
 def test_filtered_view_stays_bounded_with_the_lines():

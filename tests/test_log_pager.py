@@ -12,7 +12,8 @@ import time
 import pytest
 
 from backends import log_gzip, log_pager, log_reading, log_scan
-from backends.adapters.log_file import MAX_LINE, piece
+from backends.log_reading import MAX_LINE, piece
+from backends.linear_regex import PatternError
 from backends.log_filter import LineFilter
 from backends.log_pager import FilePager, PagerError
 from backends.model import LogLine
@@ -342,8 +343,10 @@ def test_scan_literal_regex_and_smart_case(small_log):
     assert texts(scan_all(small_log, "error.*(timeout|rising)")) == [LOG[1].decode(), LOG[3].decode()]
     assert texts(scan_all(small_log, "^2026.*ms$")) == [LOG[0].decode()]
     assert texts(scan_all(small_log, "key=[a-c]+$")) == [LOG[2].decode()]
-    assert texts(scan_all(small_log, "error[")) == []  # not a regular expression: plain text
-    assert texts(scan_all(small_log, "\\u0045rror")) == [LOG[n].decode() for n in (1, 3, 4)]  # for text only
+    assert texts(scan_all(small_log, "\\x{45}rror")) == [LOG[n].decode() for n in (1, 3, 4)]  # smart case: 'E' is no capital
+    for refused in ("error[", "\\u0045rror", "(error)\\1"):  # never matched some other way (as plain text)
+        with pytest.raises(PatternError):
+            scan_all(small_log, refused)
     found = scan_all(small_log, "timeout")
     assert [(line.offset, line.level, line.path) for line in found] == [(len(LOG[0]) + 1, "error", small_log.path)]
 
@@ -431,7 +434,7 @@ def random_log(rng: random.Random, count: int, long_line: int) -> list[bytes]:
 
 PATTERNS = ["error", "ERROR", "Error", "timeout", "err.*time", "^error", "ms$", "id=\\d+", "!debug", "!error",
             "(?i)Debug", "error|timeout", "\\berror\\b", "k[aeiou]y", "^$", "!^$", "caf\u00e9", "x{300}", "e\\s+t",
-            "error[", "o\\sd", "\\x65rror"]
+            "error\\[", "o\\sd", "\\x65rror", "CAF\u00c9", "caf\u00c9", "\\p{Lu}"]
 
 
 def reference(lines: list[bytes], text: str, chunk: int) -> list[tuple[str, int, int]]:
@@ -484,9 +487,9 @@ def test_scan_of_gzip_history_with_lines_longer_than_the_chunk(tmp_path, monkeyp
         assert found == reference(lines, text, 4096), text
 
 
-def test_smart_case_search_folds_the_chunk_only_when_exact(small_log):
+def test_smart_case_search_folds_the_chunk_only_for_a_plain_ascii_word(small_log):
     assert log_scan.Finder(LineFilter("error")).fold
-    assert log_scan.Finder(LineFilter("err.*time")).fold
+    assert not log_scan.Finder(LineFilter("err.*time")).fold  # RE2 folds case itself, at no cost
     assert not log_scan.Finder(LineFilter("Error")).fold
-    assert not log_scan.Finder(LineFilter("\\x45rror")).fold  # \x45 is "E": folding would lose it
+    assert not log_scan.Finder(LineFilter("caf\u00e9")).fold  # bytes.lower() would not fold the \u00c9 of CAF\u00c9
     assert texts(scan_all(small_log, "\\x45rror")) == [LOG[n].decode() for n in (1, 3, 4)]  # smart case

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ..log_reading import Piece
 from ..model import LogLine
-from .log_file import Piece
 from .log_stream import StreamSource
 
 

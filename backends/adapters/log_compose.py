@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..log_reading import Piece
 from ..model import LogLine
 from .compose import V2, find_cli
-from .log_file import Piece
 from .log_stream import StreamSource
 from .service_base import capture
 

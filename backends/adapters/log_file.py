@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import codecs
 import glob
 import os
 import stat
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
+from ..log_reading import ChangedError, Piece, Splitter, lines_backward
 from ..logtext import Stamper
 from ..model import LogReading, Reading, State
 from .base import Source
 from .text import human_bytes, one_line, os_error_text
 
-MAX_READ = 1024 * 1024  # per file per poll, and for the backlog at start
-MAX_LINE = 8 * 1024  # bytes of one line kept for the screen
-BLOCK = 64 * 1024
+MAX_READ = 1024 * 1024  # per file per poll
 PARTIAL_POLLS = 2  # an unfinished last line is shown after this many polls without new data
 
 
@@ -30,87 +28,30 @@ class Followed:
     line_start: int = 0  # where that unfinished line starts in the file
 
 
-@dataclass(frozen=True)
-class Piece:
-    """One line as read: at most MAX_LINE bytes, where it starts in the file and how many bytes were left off."""
-
-    data: bytes
-    offset: int
-    cut: int = 0
-
-    def text(self) -> str:
-        """UTF-8 with bad bytes replaced; a character split by the cut is held back rather than garbled."""
-        data = self.data[:-1] if self.data.endswith(b"\r") else self.data
-        if not self.cut:
-            return data.decode("utf-8", errors="replace")
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        return decoder.decode(data)
-
-
-def piece(data: bytes, offset: int, cut: int = 0) -> Piece:
-    if len(data) > MAX_LINE:
-        cut += len(data) - MAX_LINE
-        data = data[:MAX_LINE]
-    return Piece(data, offset, cut)
-
-
 def split_lines(state: Followed, data: bytes) -> tuple[list[Piece], Followed]:
     """The complete lines in ``data`` (the first one continuing ``state.partial``), and the new partial.
     ``state.offset`` is where ``data`` ends in the file."""
-    pieces = data.split(b"\n")
-    tail = pieces.pop()
-    lines = []
-    start = state.line_start
-    for index, chunk in enumerate(pieces):
-        length = len(chunk) + 1
-        if index == 0 and (state.partial or state.partial_cut):
-            lines.append(piece(state.partial + chunk[: MAX_LINE + 1],
-                               start, state.partial_cut + max(0, len(chunk) - MAX_LINE - 1)))
-            length += len(state.partial) + state.partial_cut
-        else:
-            lines.append(piece(chunk, start))
-        start += length
-    if not pieces:  # no newline: the unfinished line grew (or nothing arrived)
-        tail = state.partial + tail
-        cut = state.partial_cut
-        polls = state.partial_polls + 1 if not data else 0
+    splitter = Splitter.resume(state.line_start, state.offset - len(data), state.partial, state.partial_cut)
+    lines = splitter.feed(data)
+    polls = 0 if data else state.partial_polls + 1
+    if splitter.pending and polls >= PARTIAL_POLLS:
+        lines += splitter.flush()
+        polls = 0
+    return lines, replace(state, partial=splitter.head, partial_cut=splitter.cut, partial_polls=polls,
+                          line_start=splitter.start)
+
+
+def tail_lines(fd: int, size: int, count: int) -> tuple[list[Piece], Splitter]:
+    """The last ``count`` complete lines before ``size``, and a Splitter holding the unfinished line after
+    them; read backwards as the pager reads (log_reading), so a line of any length hides nothing."""
+    pieces = lines_backward(fd, size, max(count, 1))
+    last = pieces[-1] if pieces else None
+    if last is not None and last.offset + len(last.data) + last.cut == size:  # no newline after it
+        pieces.pop()
+        splitter = Splitter.resume(last.offset, size, last.data, last.cut)
     else:
-        cut, polls = 0, 0
-    cut += max(0, len(tail) - MAX_LINE)
-    state = replace(state, partial=tail[:MAX_LINE], partial_cut=cut, partial_polls=polls, line_start=start)
-    if state.partial and state.partial_polls >= PARTIAL_POLLS:
-        lines.append(Piece(state.partial, start, state.partial_cut))
-        state = replace(state, partial=b"", partial_cut=0, partial_polls=0, line_start=state.offset)
-    return lines, state
-
-
-def tail_lines(handle: BinaryIO, size: int, count: int) -> tuple[list[Piece], bytes]:
-    """The last ``count`` complete lines before ``size`` and the unfinished line after them,
-    reading backwards in blocks and never more than MAX_READ bytes."""
-    position = size
-    blocks: list[bytes] = []
-    newlines = 0
-    while position > 0 and newlines <= count and size - position < MAX_READ:
-        step = min(BLOCK, position, MAX_READ - (size - position))
-        position -= step
-        handle.seek(position)
-        block = handle.read(step)
-        blocks.insert(0, block)
-        newlines += block.count(b"\n")
-    pieces = b"".join(blocks).split(b"\n")
-    tail = pieces.pop()
-    starts = []
-    offset = position
-    for chunk in pieces:
-        starts.append(offset)
-        offset += len(chunk) + 1
-    if position > 0:
-        if not pieces:
-            return [], b""  # one giant unfinished line: show it from where we join it
-        pieces, starts = pieces[1:], starts[1:]  # the first piece started before what we read
-    if count:
-        return [piece(chunk, start) for chunk, start in zip(pieces[-count:], starts[-count:])], tail
-    return [], tail
+        splitter = Splitter(size)
+    return (pieces[-count:] if count else []), splitter
 
 
 class LogFile(Source):
@@ -172,6 +113,8 @@ class LogFile(Source):
                 lines, state, note = self._read_new(handle, info, state, previous, identities, initial)
         except OSError as exc:
             return self._reading(path, State.UNKNOWN, f"cannot read {path}: {os_error_text(exc)}", [], now), state
+        except ChangedError:
+            return self._reading(path, State.UNKNOWN, f"cannot read {path}: it shrank while read", [], now), state
         behind = info.st_size - state.offset
         if behind > 0:
             note += f"; catching up, {human_bytes(behind)} behind"
@@ -194,11 +137,9 @@ class LogFile(Source):
             if carried is not None:
                 state = carried
             elif initial or (info.st_size > MAX_READ and not rotated):
-                complete, tail = tail_lines(handle, info.st_size, self.backlog if initial else 0)
-                lines += complete
-                state = Followed(identity, info.st_size, tail[:MAX_LINE], max(0, len(tail) - MAX_LINE),
-                                 line_start=info.st_size - len(tail))
-                return lines, state, note
+                complete, splitter = tail_lines(handle.fileno(), info.st_size, self.backlog if initial else 0)
+                state = Followed(identity, info.st_size, splitter.head, splitter.cut, line_start=splitter.start)
+                return lines + complete, state, note
             else:
                 state = Followed(identity)
         elif info.st_size < state.offset:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..log_reading import MAX_LINE, Piece
 from ..model import LogLine
-from .log_file import MAX_LINE, Piece
 from .log_stream import StreamSource
 
 RAW_LINE = 64 * 1024  # one JSON entry; journalctl leaves fields over 4 KiB out (null) unless --all

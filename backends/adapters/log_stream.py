@@ -19,10 +19,10 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..log_reading import MAX_LINE, Piece, Splitter
 from ..logtext import Stamper
 from ..model import LogLine, LogReading, Reading, State
 from .base import Source
-from .log_file import MAX_LINE, Piece
 from .service_base import PollFailed
 from .text import one_line, os_error_text
 
@@ -34,46 +34,6 @@ KILL_GRACE = 0.5
 ENDED_WAIT = 1.0
 
 ToLines = Callable[[Piece, float], list[LogLine]]
-
-
-class LineCutter:
-    """Splits a byte stream into lines of at most ``limit`` bytes, counting what a cut line left off."""
-
-    def __init__(self, limit: int = MAX_LINE) -> None:
-        self.limit = limit
-        self._partial = bytearray()
-        self._cut = 0
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._partial or self._cut)
-
-    def feed(self, data: bytes) -> list[Piece]:
-        parts = data.split(b"\n")
-        tail = parts.pop()
-        pieces = []
-        if parts and self.pending:
-            self._keep(parts[0])
-            pieces.append(self._take())
-            parts = parts[1:]
-        limit = self.limit
-        pieces += [Piece(part[:limit], -1, max(0, len(part) - limit)) for part in parts]
-        self._keep(tail)
-        return pieces
-
-    def flush(self) -> list[Piece]:
-        """The unfinished last line, if any (the stream ended, or it waited long enough)."""
-        return [self._take()] if self.pending else []
-
-    def _keep(self, data: bytes) -> None:
-        room = max(0, self.limit - len(self._partial))
-        self._partial += data[:room]
-        self._cut += max(0, len(data) - room)
-
-    def _take(self) -> Piece:
-        piece = Piece(bytes(self._partial), -1, self._cut)
-        self._partial, self._cut = bytearray(), 0
-        return piece
 
 
 _RUNNING: weakref.WeakSet[Stream] = weakref.WeakSet()
@@ -114,7 +74,7 @@ class Stream:
     def _read_stdout(self) -> None:
         stdout = self.process.stdout
         assert stdout is not None
-        cutter = LineCutter(self._raw_line)
+        cutter = Splitter(None, self._raw_line)
         try:
             while data := stdout.read1(CHUNK):
                 self._add(cutter.feed(data))

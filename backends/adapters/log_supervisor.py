@@ -13,11 +13,11 @@ import xmlrpc.client
 from typing import Any
 from xml.parsers.expat import ExpatError
 
+from ..log_reading import Piece, Splitter
 from ..logtext import Stamper
 from ..model import LogReading, Reading, State
 from .base import Source
-from .log_file import PARTIAL_POLLS, Piece
-from .log_stream import LineCutter
+from .log_file import PARTIAL_POLLS
 from .service_base import PollFailed
 from .supervisor_rpc import BAD_NAME, Endpoint
 from .text import human_bytes, one_line
@@ -48,7 +48,7 @@ class LogSupervisor(Source):
         self.tail_method, self.read_method = METHODS[self.stream]
         self.stamper = Stamper(self.name, self.clock)
         self._offset: int | None = None
-        self._cutter = LineCutter()
+        self._cutter = Splitter(None)
         self._quiet_polls = 0
         self._busy = False
 
@@ -123,7 +123,7 @@ class LogSupervisor(Source):
     def _newest(self) -> tuple[list[Piece], int, int, str]:
         """The whole lines of the newest BACKLOG_BYTES of the log, the log's size, the bytes read, and a
         note when they could not be sent."""
-        self._cutter = LineCutter()
+        self._cutter = Splitter(None)
         why = ""
         for shift in range(UTF8_SHIFTS):
             try:
@@ -140,5 +140,5 @@ class LogSupervisor(Source):
             if pieces:
                 pieces = pieces[1:]
             else:
-                self._cutter = LineCutter()
+                self._cutter = Splitter(None)
         return pieces, int(size), len(data), ""
