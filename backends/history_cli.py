@@ -22,7 +22,7 @@ from .durations import format_duration
 from .model import State
 from .store import HistoryStore, store_path
 from .store_read import AlertEvent, StoreError, Transition
-from .text import one_line
+from .text import one_line, visible
 
 ENDED = ("resolved", "gone")
 REPORT_ROWS = 200  # state changes and actions listed in a report; the rest are counted
@@ -98,11 +98,12 @@ def run_history(config: Any, name: str, since: float = 6 * 3600.0, metric: str |
         json.dump(_history_json(store, name, since, clock, summary, samples, transitions, alerts), out, indent=2)
         out.write("\n")
         return 0
-    out.write(f"history of {name!r} {window} ({stamp(clock - since)} to {stamp(clock)}), from {store.path}\n")
+    out.write(visible(f"history of {name!r} {window} ({stamp(clock - since)} to {stamp(clock)}), from {store.path}")
+              + "\n")
     if summary:
         header = ("KEY", "METRIC", "SAMPLES", "FIRST", "LAST", "MIN", "AVG", "MAX", "LAST VALUE")
-        rows = [(one_line(s.key, 80), s.metric, str(s.count), stamp(s.first), stamp(s.last), number(s.min),
-                 number(s.avg), number(s.max), number(s.last_value)) for s in summary]
+        rows = [(one_line(s.key, 80), one_line(s.metric, 40), str(s.count), stamp(s.first), stamp(s.last),
+                 number(s.min), number(s.avg), number(s.max), number(s.last_value)) for s in summary]
         _table(out, header, rows, right=(2, 5, 6, 7, 8))
     else:
         out.write("no samples\n")

@@ -10,13 +10,13 @@ from typing import Sequence
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from backends.model import LogLine
 from backends.text import one_line
 from widgets.log_view import LogView
+from widgets.safe_text import safe, safe_lines
 
 COPY_LIMIT = 1024 * 1024  # OSC 52 through tmux and SSH: terminals drop much larger pastes
 
@@ -42,11 +42,11 @@ class LineModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = Content(self.modal_title)
-            box.border_subtitle = Content("↑↓ scroll · c copy · esc close")
+            box.border_title = safe(self.modal_title)
+            box.border_subtitle = safe("↑↓ scroll · c copy · esc close")
             width = max((len(label) for label, _ in self.facts), default=0)
-            yield Static(Content("\n".join(f"{label.ljust(width)}  {one_line(value, 300)}"
-                                           for label, value in self.facts)), classes="line--facts")
+            yield Static(safe_lines(f"{label.ljust(width)}  {one_line(value, 300)}" for label, value in self.facts),
+                         classes="line--facts")
             yield LogView(capacity=max(1, len(self.body)), source_width=0, wrap=True, id="line-text")
 
     def on_mount(self) -> None:

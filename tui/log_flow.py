@@ -65,7 +65,9 @@ class LogFlow:
         if view is None:
             return True
         if purpose == "find":
-            view.set_find(value.strip())
+            finder = view.set_find(value.strip())
+            if finder is not None and finder.error:
+                return False
         elif purpose == "jump":
             try:
                 view.jump_to_time(parse_when(value, self.app.clock()))
@@ -208,17 +210,25 @@ class LogFlow:
 
     # -- filtering a whole file ----------------------------------------------------------------
 
-    def start_scan(self, screen: LogScreen, text: str) -> None:
-        """Filter the whole file behind ``screen`` (and its history), streaming matches with progress."""
+    def start_scan(self, screen: LogScreen, text: str) -> bool:
+        """Filter the whole file behind ``screen`` (and its history), streaming matches with progress.
+        False when the pattern is refused: the view is left as it is and the reason is shown."""
+        from backends.log_filter import LineFilter
+
+        refused = LineFilter(text).error if text else ""
+        if refused:
+            self.app.notify(refused, severity="error", timeout=5)
+            return False
         self.cancel_scan(screen)
         if screen.pager is None or not text:
-            return
+            return True
         cancel = threading.Event()
         self._scans[id(screen)] = cancel
         screen.view.clear()
         screen.view.set_filter(text)
         screen.scanning = True
         self.app.run_worker(self._scan(screen, text, cancel), group="scan", exit_on_error=False)
+        return True
 
     def cancel_scan(self, screen: LogScreen) -> bool:
         cancel = self._scans.pop(id(screen), None)

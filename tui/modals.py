@@ -7,13 +7,14 @@ from typing import Sequence
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from widgets.safe_text import safe
+
 
 class TextModal(ModalScreen[None]):
-    """A titled list of (label, value) lines. Values are untrusted: shown as plain Content, never markup."""
+    """A titled list of (label, value) lines. Titles, labels and values are untrusted: made inert, never markup."""
 
     BINDINGS = [Binding("escape,q,enter", "dismiss_modal", "Close", id="modal.close"),
                 Binding("c", "copy", "Copy", id="modal.copy")]
@@ -34,14 +35,14 @@ class TextModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
-            scroll.border_title = Content(self.modal_title)
-            scroll.border_subtitle = Content("c copy · esc close")
+            scroll.border_title = safe(self.modal_title)
+            scroll.border_subtitle = safe("c copy · esc close")
             width = max((len(label) for label, _ in self.lines), default=0)
             for label, value in self.lines:
                 if not value and label:
-                    yield Static(Content(label), classes="modal--line modal--heading")
+                    yield Static(safe(label), classes="modal--line modal--heading")
                 else:
-                    yield Static(Content(f"{label.ljust(width)}  {value}"), classes="modal--line")
+                    yield Static(safe(f"{label.ljust(width)}  {value}"), classes="modal--line")
 
     def action_dismiss_modal(self) -> None:
         self.dismiss(None)

@@ -6,11 +6,11 @@ import time
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.content import Content
 
 from backends.model import LogLine
 
 from .log_view import LogView
+from .safe_text import safe
 
 
 def _line(text: str) -> LogLine:
@@ -36,8 +36,8 @@ class ActionPanel(Vertical):
         self.output.clear()
         self.set_class(False, "-failed", "-done")
         self.add_class("-open")
-        self.border_title = Content(f"{title} · running")
-        self.border_subtitle = Content("esc hides this panel")
+        self.border_title = safe(f"{title} · running")
+        self.border_subtitle = safe("esc hides this panel")
         self.output.write_lines([_line(f"$ {command}")])
 
     def write(self, lines: list[str]) -> None:
@@ -46,7 +46,7 @@ class ActionPanel(Vertical):
     def finish(self, title: str, ok: bool, summary: str) -> None:
         self.set_class(ok, "-done")
         self.set_class(not ok, "-failed")
-        self.border_title = Content(f"{title} · {'done' if ok else 'FAILED'}")
+        self.border_title = safe(f"{title} · {'done' if ok else 'FAILED'}")
         self.output.write_lines([_line(summary)])
 
     def hide(self) -> None:

@@ -7,9 +7,12 @@ from typing import Callable
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
+
+from backends.text import visible
+
+from .safe_text import safe
 
 
 class AskModal(ModalScreen[str | None]):
@@ -32,15 +35,15 @@ class AskModal(ModalScreen[str | None]):
         self.ask_title = title
         self.prompt = prompt
         self.check = check
-        self.initial = initial
+        self.initial = visible(initial)  # an Input draws its value as it is: a value from outside is made inert
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = Content(self.ask_title)
-            box.border_subtitle = Content("enter continue · esc cancel")
-            yield Static(Content(self.prompt))
+            box.border_title = safe(self.ask_title)
+            box.border_subtitle = safe("enter continue · esc cancel")
+            yield Static(safe(self.prompt))
             yield Input(value=self.initial, id="ask-value")
-            yield Static(Content(""), classes="ask--error")
+            yield Static(safe(""), classes="ask--error")
 
     def on_mount(self) -> None:
         field = self.query_one(Input)
@@ -51,7 +54,7 @@ class AskModal(ModalScreen[str | None]):
         event.stop()
         problem = self.check(event.value)
         if problem:
-            self.query_one(".ask--error", Static).update(Content(problem))
+            self.query_one(".ask--error", Static).update(safe(problem))
             return
         self.dismiss(event.value)
 

@@ -13,6 +13,8 @@ from rich.style import Style
 from rich.text import Text
 from textual.color import Color
 
+from backends.text import visible
+
 ROLE_VARIABLES = {
     "ok": "status-ok",
     "warn": "status-warn",
@@ -26,9 +28,14 @@ ROLE_VARIABLES = {
 
 @dataclass(frozen=True)
 class Cell:
+    """One cell's text (made inert here, once: cells carry names, reasons and labels from outside) and role."""
+
     text: str
     role: str = ""
     bold: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", visible(self.text))
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ from typing import Sequence
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
+
+from .safe_text import safe
 
 
 class ChoiceModal(ModalScreen[str | None]):
@@ -31,10 +32,10 @@ class ChoiceModal(ModalScreen[str | None]):
         self.empty = empty
 
     def compose(self) -> ComposeResult:
-        options = [Option(Content(label), id=choice_id) for choice_id, label in self.choices]
-        menu = OptionList(*options) if options else OptionList(Option(Content(self.empty), disabled=True))
-        menu.border_title = Content(self.choice_title)
-        menu.border_subtitle = Content("enter choose · esc cancel")
+        options = [Option(safe(label), id=choice_id) for choice_id, label in self.choices]
+        menu = OptionList(*options) if options else OptionList(Option(safe(self.empty), disabled=True))
+        menu.border_title = safe(self.choice_title)
+        menu.border_subtitle = safe("enter choose · esc cancel")
         yield menu
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -9,15 +9,21 @@ from typing import Sequence
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
+
+from backends.text import visible
+
+from .safe_text import safe
 
 ARM_DELAY = 0.6  # seconds before Run can be pressed: longer than a key's auto-repeat delay
 
 
 class ConfirmModal(ModalScreen[bool]):
-    """Dismisses with True only when Run is pressed after the arm delay (and the typed name matches)."""
+    """Dismisses with True only when Run is pressed after the arm delay (and the typed name matches).
+
+    The name to type is the target's name as shown: made inert like every other text here, so a name holding
+    control characters can still be typed."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="confirm.cancel")]
     DEFAULT_CSS = """
@@ -40,27 +46,27 @@ class ConfirmModal(ModalScreen[bool]):
         self.confirm_title = title
         self.command = command
         self.preview = None if preview is None else list(preview)
-        self.type_to_confirm = type_to_confirm
+        self.type_to_confirm = visible(type_to_confirm)
         self.clock = clock
         self.opened_at = clock()
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = Content(self.confirm_title)
-            box.border_subtitle = Content("esc cancel")
-            yield Static(Content("This will run:"))
-            yield Static(Content(self.command), classes="confirm--command")
+            box.border_title = safe(self.confirm_title)
+            box.border_subtitle = safe("esc cancel")
+            yield Static(safe("This will run:"))
+            yield Static(safe(self.command), classes="confirm--command")
             if self.type_to_confirm:
                 if self.preview is None:
-                    yield Static(Content("This action has no dry run: read the command above before confirming."))
+                    yield Static(safe("This action has no dry run: read the command above before confirming."))
                 elif self.preview:
-                    yield Static(Content(f"It will affect ({len(self.preview)}):"))
+                    yield Static(safe(f"It will affect ({len(self.preview)}):"))
                     with VerticalScroll(classes="confirm--preview"):
                         for line in self.preview:
-                            yield Static(Content(line))
+                            yield Static(safe(line))
                 else:
-                    yield Static(Content("The dry run lists nothing it would affect."))
-                yield Static(Content(f"Type {self.type_to_confirm} to confirm:"))
+                    yield Static(safe("The dry run lists nothing it would affect."))
+                yield Static(safe(f"Type {self.type_to_confirm} to confirm:"))
                 yield Input(placeholder=self.type_to_confirm, id="confirm-name")
             with Horizontal():
                 yield Button("Cancel", id="cancel", variant="primary")

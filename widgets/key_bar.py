@@ -7,6 +7,8 @@ from typing import Sequence
 from rich.text import Text
 from textual.widget import Widget
 
+from backends.text import visible
+
 
 class KeyBar(Widget):
     DEFAULT_CSS = """
@@ -17,7 +19,7 @@ class KeyBar(Widget):
 
     def __init__(self, keys: Sequence[tuple[str, str]], **kwargs) -> None:
         super().__init__(**kwargs)
-        self.keys = list(keys)
+        self.keys = [(visible(key), visible(description)) for key, description in keys]  # keys come from the config
 
     def fitting(self, width: int) -> list[tuple[str, str]]:
         """The keys that fit in ``width`` cells, whole: the last (quit) always stays, others go from the end."""

@@ -23,6 +23,7 @@ from textual.strip import Strip
 from backends.keymap import KEYS
 from backends.log_buffer import LogBuffer
 from backends.log_filter import LineFilter
+from backends.log_reading import CUT_MARK
 from backends.model import LogLine
 from backends.text import human_bytes, visible
 
@@ -30,12 +31,13 @@ from .cells import ThemeRoles
 
 MAX_SHOWN_CHARS = 2000  # of one unwrapped line; a longer line is cut on screen, whole on demand
 TIME_WIDTH = 13  # "HH:MM:SS.mmm "
-CUT_MARK = "✂ "  # first on a line that was cut when read: it is longer than shown, `enter` reads it whole
 LEVEL_ROLE = {"critical": "critical", "error": "critical", "warn": "warn", "debug": "muted"}
 
 
-def _tabs(text: str) -> int:
-    return len(text) + 3 * text.count("\t")
+def _shown_length(text: str) -> int:
+    """The characters ``text`` takes on screen: tabs and the symbols that stand for control and format characters
+    are wider than what they replace, and a wrapped line needs rows for all of them."""
+    return len(visible(text))
 
 
 class LogView(ThemeRoles, ScrollView, can_focus=True):
@@ -163,7 +165,7 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
             self._row_starts = None
         shown = self.buffer.shown
         for line in shown[len(shown) - added.appended:] if added.appended else ():
-            self._widest = max(self._widest, min(_tabs(line.text), MAX_SHOWN_CHARS))
+            self._widest = max(self._widest, min(_shown_length(line.text), MAX_SHOWN_CHARS))
         if added.inserted or added.trimmed:
             self._row_starts = None
         elif self._row_starts is not None and added.appended:
@@ -190,7 +192,7 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
         self._row_starts = None
         self.cursor = min(cursor + moved, len(self.buffer.shown) - 1)
         for line in lines:
-            self._widest = max(self._widest, min(_tabs(line.text), MAX_SHOWN_CHARS))
+            self._widest = max(self._widest, min(_shown_length(line.text), MAX_SHOWN_CHARS))
         self._resize()
         self._show_cursor()
 
@@ -218,7 +220,11 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
 
     def set_find(self, text: str) -> LineFilter | None:
         """Highlight ``text`` (regex, smart case) and go to its nearest match at or above the cursor."""
-        self.finder = LineFilter(text, invertible=False) if text else None
+        finder = LineFilter(text, invertible=False) if text else None
+        if finder is not None and finder.error:  # refused (RE2 cannot run it, or not a pattern): say why, keep the old one
+            self.notify(finder.error, severity="error", timeout=5)
+            return finder
+        self.finder = finder
         self.refresh()
         if self.finder is not None:
             self.find_next(forward=False, include_current=True)
@@ -369,7 +375,7 @@ class LogView(ThemeRoles, ScrollView, can_focus=True):
         total = starts.pop()  # the end sentinel
         for line in shown[start:]:
             starts.append(total)
-            total += max(1, -(-(_tabs(line.text) + self._notice_length(line)) // width))
+            total += max(1, -(-(_shown_length(line.text) + self._notice_length(line)) // width))
         starts.append(total)
 
     def _wrap_rows(self) -> list[int]:

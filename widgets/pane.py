@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from textual.containers import Vertical
-from textual.content import Content
 from textual.widgets import Static
+
+from .safe_text import safe
 
 if TYPE_CHECKING:
     from textual.widgets import Input
@@ -46,9 +47,9 @@ class Pane(Vertical):
         super().__init__(id=id, classes=f"-empty {classes}".strip())  # empty until data comes: set now
         self.number = number
         self.title = title
-        self.border_title = Content(f"{number} {title}" if number is not None else title)
+        self.border_title = safe(f"{number} {title}" if number is not None else title)  # a file's, a job's name
         self.empty_message = empty_message
-        self.empty_notice = Static(Content(empty_message), classes="pane--empty")  # the owner yields it first
+        self.empty_notice = Static(safe(empty_message), classes="pane--empty")  # the owner yields it first
         self.filter_input: Input | None = None  # made on first use: every widget costs start-up time
 
     async def open_filter(self, text: str) -> None:
@@ -90,11 +91,11 @@ class Pane(Vertical):
         message = quiet or self.empty_message
         if empty and message != getattr(self, "_shown_empty", self.empty_message):
             self._shown_empty = message
-            self.empty_notice.update(Content(message))
+            self.empty_notice.update(safe(message))
 
     def set_status(self, text: str, stale: bool = False) -> None:
         """The border's subtitle: when the data was refreshed, a filter, a pause."""
         self.set_class(stale, "-stale")
         if text != getattr(self, "_status_text", None):
             self._status_text = text
-            self.border_subtitle = Content(text) if text else None
+            self.border_subtitle = safe(text) if text else None

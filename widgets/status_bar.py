@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widget import Widget
 
+from backends.text import visible
+
 from .cells import role_styles
 
 
@@ -43,24 +45,24 @@ class StatusBar(Widget):
         styles = role_styles(self.app.get_css_variables())
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("lakedeck", style="bold")
-        text.append(f" {summary.host}")
+        text.append(f" {visible(summary.host)}")
         for label, count, role in summary.counts:
             text.append("  ")
-            text.append(f"{count} {label}", style=styles.get(role) if count else styles.get("muted"))
+            text.append(f"{count} {visible(label)}", style=styles.get(role) if count else styles.get("muted"))
         if summary.alerts:
             firing = sum(count for _, count, _ in summary.alerts)
             text.append("  ")
             text.append("ALERTS" if firing else "alerts", style="bold" if firing else styles.get("muted"))
             for label, count, role in summary.alerts:
                 if count or label == "critical":
-                    text.append(f" {count} {label}", style=styles.get(role) if count else styles.get("muted"))
+                    text.append(f" {count} {visible(label)}", style=styles.get(role) if count else styles.get("muted"))
         text.append("  ")
-        text.append(summary.age, style=styles.get("warn") if summary.stale else styles.get("muted"))
+        text.append(visible(summary.age), style=styles.get("warn") if summary.stale else styles.get("muted"))
         if summary.paused:
             text.append("  ")
             text.append(" PAUSED ", style="bold reverse")
         if summary.read_only:
             text.append("  ")
             text.append(" READ-ONLY ", style="bold reverse")
-        text.append(f"  {summary.origin}", style=styles.get("muted"))
+        text.append(f"  {visible(summary.origin)}", style=styles.get("muted"))  # the config's path
         return text

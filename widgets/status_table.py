@@ -18,6 +18,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from backends.text import visible
+
 from .cells import Row, ThemeRoles, render_cell
 
 GAP = 2  # spaces between columns
@@ -65,7 +67,7 @@ class StatusTable(ThemeRoles, ScrollView, can_focus=True):
 
     def __init__(self, columns: Sequence[str], **kwargs) -> None:
         super().__init__(**kwargs)
-        self._column_names = tuple(columns)
+        self._column_names = tuple(visible(name) for name in columns)  # a listing's columns may come from outside
         self._widths = [cell_len(name) for name in self._column_names]
         self._rows: list[Row] = []
         self._shown: list[Row] = []
