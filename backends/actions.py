@@ -83,6 +83,7 @@ class ActionResult:
     output: list[str] = field(default_factory=list)  # the last lines, bounded
     duration: float = 0.0
     error: str = ""  # one line when it failed before or instead of an exit code
+    audit_error: str = ""  # the audit log could not take the line saying how it ended
 
     @property
     def summary(self) -> str:
@@ -115,7 +116,7 @@ class Transcript:
 
 
 class ActionRefused(Exception):
-    """The action may not run: read-only, unknown, or one is already running on the target."""
+    """The action may not run: read-only, unknown, its target busy, or the audit log cannot be written."""
 
 
 def title_of(action_id: str) -> str:

@@ -1,7 +1,8 @@
 """The audit log: every action requested, confirmed, cancelled, refused, failed or done, one JSON line each.
 
 Appended, flushed and fsynced per entry, so that a crash or a power cut loses nothing already written.
-Secrets named in the config are replaced by ``***`` before anything is written.
+Secrets (see ``redact``) are replaced by ``***`` before anything is written. A log that cannot be written
+refuses the action: ``AuditUnwritable`` says where and why in one line.
 """
 
 from __future__ import annotations
@@ -12,13 +13,20 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
-from urllib.parse import urlsplit
+from typing import Any, Mapping
 
-from .actions import Action, ActionResult
+from .actions import Action, ActionRefused, ActionResult
+from .redact import Redactor
 
 OUTPUT_LINES = 20
-SECRET_OPTION_NAMES = ("password", "token", "secret", "api_key", "apikey")
+
+
+class AuditUnwritable(ActionRefused):
+    """The audit log cannot be written: no action runs without it."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        super().__init__(f"cannot write the audit log at {path}: {reason}; no action runs without it")
 
 
 def default_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -47,46 +55,25 @@ def _login_name() -> str:
         return str(os.getuid())
 
 
-def secrets_in(options: Iterable[Mapping[str, Any]]) -> set[str]:
-    """Values the log must never show: passwords and tokens, header values (Authorization...), and the
-    secret part of URLs with credentials."""
-    found: set[str] = set()
-
-    def walk(value: Any, key: str = "") -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(v, "headers" if key == "headers" else k.lower())  # every header value is a secret
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                walk(v, key)
-        elif isinstance(value, str) and value:
-            if "://" in value and "@" in value:
-                password = urlsplit(value).password
-                if password:
-                    found.add(password)
-            if key == "headers" or any(name in key for name in SECRET_OPTION_NAMES):
-                found.add(value)
-                if " " in value:  # "Bearer abc": the token alone must go too
-                    found.add(value.split(" ", 1)[1])
-
-    for option in options:
-        walk(option)
-    return {s for s in found if len(s) >= 3}
-
-
 @dataclass
 class AuditLog:
     path: Path
     secrets: set[str] = field(default_factory=set)
     environ: Mapping[str, str] | None = None
 
+    def __post_init__(self) -> None:
+        self.redactor = Redactor(self.secrets)
+
     def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        return self.redactor.text(text)
+
+    def command(self, action: Action) -> str:
+        """What ``action`` runs, as shown before it runs and written here: its secrets as ``***``."""
+        return self.redactor.command(action)
 
     def entry(self, event: str, action: Action, result: ActionResult | None = None, reason: str = "",
               now: float | None = None) -> dict[str, Any]:
+        redact = self.redactor.for_action(action).text
         record: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now if now is not None else time.time())),
             **who(self.environ),
@@ -94,28 +81,33 @@ class AuditLog:
             "target": action.target,
             "action": action.id,
             "tier": action.tier.label,
-            "command": self.redact(action.describe()),
+            "command": self.command(action),
         }
         if reason:
-            record["reason"] = self.redact(reason)
+            record["reason"] = redact(reason)
         if result is not None:
             record["exit_code"] = result.exit_code
             record["duration"] = round(result.duration, 3)
-            record["output"] = [self.redact(line) for line in result.output[-OUTPUT_LINES:]]
+            record["output"] = [redact(line) for line in result.output[-OUTPUT_LINES:]]
             if result.error:
-                record["error"] = self.redact(result.error)
+                record["error"] = redact(result.error)
         return record
 
     def append(self, record: dict[str, Any]) -> None:
-        """One line, flushed and fsynced before returning. Blocking: call it from a thread."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """One line, flushed and fsynced before returning; AuditUnwritable when it cannot be. Blocking: call it
+        from a thread (or where a few milliseconds do not matter: on the way out)."""
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            if not os.path.lexists(self.path.parent):  # a file in its place: the open below says "Not a directory"
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, line.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise AuditUnwritable(self.path, exc) from None
 
     def read(self, since: float | None = None, now: float | None = None) -> list[dict[str, Any]]:
         """Entries newer than ``since`` seconds ago (all when None); a damaged line is skipped, not fatal."""

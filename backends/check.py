@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any, TextIO
 
+from . import interrupts
 from .config import Config
 from .engine import Engine
 from .model import (AlertReading, BackupReading, CheckReading, GaugeReading, HostReading, LogReading,
@@ -40,6 +41,7 @@ def summarize(reading: Reading) -> str:
 
 def sweep(config: Config) -> list[Reading]:
     async def run() -> list[Reading]:
+        interrupts.exit_on_signals()  # a command check's process group does not outlive `check`
         engine = Engine(config)
         try:
             await engine.sweep()

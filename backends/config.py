@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from .config_input import parse_yaml, read_config
 from .durations import format_duration
 from .keymap import KEY_IDS
 from .schema import (
@@ -25,7 +26,6 @@ from .schema import (
     Obj,
     Str,
     Tagged,
-    parse_yaml,
     scalar,
 )
 
@@ -63,6 +63,8 @@ class Config:
     sources: tuple[SourceSpec, ...]
     read_only: bool = False
     audit_log: str | None = None
+    locks: str | None = None  # the directory of the targets' action locks (default: /run/lakedeck)
+    secrets: frozenset[str] = frozenset()  # values of secret-named ${VAR}s, never shown or logged
     bell: str = "critical"
     store: Mapping[str, Any] = field(default_factory=lambda: _store(None))  # enabled, path, retention, every
 
@@ -577,6 +579,8 @@ ROOT = Obj({
     "history": Field(Int(10, 100_000), default=300, help="points of history kept per reading"),
     "read_only": Field(Bool(), default=False, help="refuse every action above read, everywhere"),
     "audit_log": Field(Str(), help="where actions are recorded (default: $XDG_STATE_HOME/lakedeck/audit.jsonl)"),
+    "locks": Field(Str(), help="directory of the per-target action locks, shared by every lakedeck of the host "
+                               "(default: /run/lakedeck, else $XDG_STATE_HOME/lakedeck/locks)"),
     "rules": Field(ListOf(RULE), default=list, help="lakedeck's own alert rules, evaluated with hysteresis"),
     "bell": Field(OffOr(("critical", "warning", "off")), default="critical",
                   help="ring the terminal bell when a new alert of this severity or worse fires"),
@@ -627,14 +631,8 @@ def load(explicit: str | None = None, environ: Mapping[str, str] | None = None) 
 
 
 def load_file(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), 1, 1, "no such file (expected a lakedeck.yaml; see examples/)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ConfigError(str(path), 1, 1, f"cannot read the file: {reason} (expected a readable UTF-8 file)") from None
-    return parse(text, str(path), environ)
+    """The Config in ``path``: a regular file of bounded size, nesting and alias expansion (config_input)."""
+    return parse(read_config(path), str(path), environ)
 
 
 def parse(text: str, origin: str, environ: Mapping[str, str] | None = None) -> Config:
@@ -695,6 +693,8 @@ def build(raw: dict[str, Any], origin: str, node: yaml.Node | None = None, ctx: 
         sources=tuple(sources),
         read_only=raw["read_only"],
         audit_log=raw["audit_log"],
+        locks=raw.get("locks"),
+        secrets=frozenset(ctx.secrets) if ctx is not None else frozenset(),
         bell=raw.get("bell") or "critical",
         store=_store(raw.get("store")),
     )

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from . import interrupts, locks
 from .actions import Action, ActionRefused, ActionResult, Emit, Tier, merge
 from .adapters import build_source
-from .audit import AuditLog, default_path, secrets_in
+from .audit import AuditLog, AuditUnwritable, default_path, who
 from .adapters.base import BrokenSource, Source, StillRunning
 if TYPE_CHECKING:
     from .store import HistoryStore
 from .config import Config, SourceSpec
 from .durations import format_duration
 from .model import Reading, SourceHealth, State, Update
+from .redact import option_secrets
 from .text import one_line
 
 BACKOFF_CAP = 60.0
@@ -32,6 +35,16 @@ BACKSTOP_GRACE = 0.25
 FOLLOW_INTERVAL = 0.1
 Subscriber = Callable[[Update], None]
 SourceFactory = Callable[[SourceSpec, Config], Source]
+
+
+@dataclass
+class RunningAction:
+    """An action under way: what an interruption needs to write its audit line."""
+
+    action: Action
+    started: float  # time.monotonic()
+    output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=200))
+    interrupted: str = ""  # set once its `failed` line has been written for an interruption
 
 
 def backoff_delay(interval: float, failures: int, cap: float = BACKOFF_CAP) -> float:
@@ -63,9 +76,10 @@ class Engine:
         self._locks: dict[str, asyncio.Lock] = {}
         self.read_only = config.read_only
         self.audit = AuditLog(Path(config.audit_log) if config.audit_log else default_path(),
-                              secrets_in(spec.options for spec in config.sources))
+                              option_secrets(spec.options for spec in config.sources) | set(config.secrets))
         self.transitions: dict[str, str] = {}  # target -> "restarting"... until a poll after the action
-        self._running: set[str] = set()
+        self._lock_dir: locks.LockDir | None = None
+        self._active: dict[str, RunningAction] = {}  # target -> the action running on it (in this process)
         self._settling: dict[str, set[str]] = {}  # source -> targets whose transition its next poll ends
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -354,43 +368,110 @@ class Engine:
             raise ActionRefused(f"{target} has no action {action_id!r} (it has: {offered})")
         return found
 
-    def refusal(self, action: Action) -> str:
-        """Why ``action`` may not run now, or "" when it may."""
+    @property
+    def lock_dir(self) -> locks.LockDir:
+        """Where the targets' locks are (made on first use: it may create /run/lakedeck)."""
+        if self._lock_dir is None:
+            self._lock_dir = locks.resolve(self.config.locks)
+        return self._lock_dir
+
+    def _lock_targets(self, action: Action) -> list[str]:
+        """The targets ``action`` acts on: its own, and the service a restore stops and starts around it."""
+        source = self.sources.get(action.owner)
+        around = getattr(source, "service_around", lambda _: "")(action) if source is not None else ""
+        return [action.target] + ([around] if around and around != action.target else [])
+
+    def _read_only_refusal(self, action: Action) -> str:
         if action.tier > Tier.READ and self.is_read_only(action.owner):
             return f"read-only: {action.title.lower()} {action.target} is refused ({action.tier.label} action)"
-        if action.target in self._running:
-            return f"an action is already running on {action.target}; wait for it to finish"
         return ""
 
+    def refusal(self, action: Action) -> str:
+        """Why ``action`` may not run now, or "" when it may (another process may still take its target first)."""
+        if self._read_only_refusal(action):
+            return self._read_only_refusal(action)
+        for target in self._lock_targets(action):
+            busy = locks.TargetLock(self.lock_dir, target).holder()
+            if busy:
+                return busy
+        return ""
+
+    def _take_locks(self, action: Action) -> tuple[list[locks.TargetLock], str]:
+        """Every target's lock, or none and why not."""
+        holder = {"user": who()["user"], "pid": os.getpid(), "since": time.time(), "action": action.title.lower()}
+        taken: list[locks.TargetLock] = []
+        for target in self._lock_targets(action):
+            lock = locks.TargetLock(self.lock_dir, target)
+            try:
+                lock.acquire(holder)
+            except (locks.LockBusy, OSError) as exc:
+                for held in taken:
+                    held.release()
+                return [], str(exc) if isinstance(exc, locks.LockBusy) else lock.unusable(exc)
+            taken.append(lock)
+        return taken, ""
+
     async def record(self, event: str, action: Action, result: ActionResult | None = None, reason: str = "") -> None:
-        """Append to the audit log (in a thread: it fsyncs)."""
+        """Append to the audit log (in a thread: it fsyncs); AuditUnwritable when it cannot be written."""
         entry = self.audit.entry(event, action, result, reason, now=self.clock())
         await asyncio.to_thread(self.audit.append, entry)
 
     async def run_action(self, action: Action, emit: Emit) -> ActionResult:
-        """Run an action the operator has confirmed; refused ones raise ActionRefused (and are audited)."""
-        reason = self.refusal(action)
+        """Run an action the operator has confirmed; refused ones raise ActionRefused (and are audited).
+
+        Its targets' locks are held while it runs (another process's action on them is refused). Output lines
+        and the result come back with their secrets as ``***``. An audit log that cannot be written refuses the
+        action (AuditUnwritable) before anything runs; when only the last line cannot be written, the result
+        says so in ``audit_error``.
+        """
+        held: list[locks.TargetLock] = []
+        reason = self._read_only_refusal(action)
+        if not reason:
+            held, reason = self._take_locks(action)
         if reason:
             await self.record("refused", action, reason=reason)
             raise ActionRefused(reason)
+        try:
+            await self.record("confirmed", action)
+        except AuditUnwritable:
+            for lock in held:
+                lock.release()
+            raise
+        running = self._active[action.target] = RunningAction(action, time.monotonic())
+        redact = self.audit.redactor.for_action(action).text
+
+        def shown(line: str) -> None:
+            line = redact(line)
+            running.output.append(line)
+            emit(line)
+
         source = self.sources[action.owner]
-        self._running.add(action.target)
         self.transitions[action.target] = action.expect or f"{action.title.lower()}…"
         self._notify(Update(action.owner, (), self.health[action.owner]))
-        await self.record("confirmed", action)
-        started = time.monotonic()
         around = getattr(source, "service_around", lambda _: "")(action)
         try:
             if around:
-                result = await self._with_service_stopped(around, action, source, emit)
+                result = await self._with_service_stopped(around, action, source, shown)
             else:
-                result = await source.run(action, emit)
+                result = await source.run(action, shown)
+        except asyncio.CancelledError:  # the console closed under it: the log says so before it goes
+            self._interrupted(running, "interrupted: lakedeck was closed while it ran")
+            raise
         except Exception as exc:  # an adapter bug is a failed action, not a dead console
-            result = ActionResult(action, False, None, [], time.monotonic() - started,
+            result = ActionResult(action, False, None, [], time.monotonic() - running.started,
                                   one_line(f"{type(exc).__name__}: {exc}"))
-        finally:
-            self._running.discard(action.target)
-        await self.record("succeeded" if result.ok else "failed", action, result)
+        finally:  # the run has ended (a command's group is gone): another may act on the targets
+            self._active.pop(action.target, None)
+            for lock in held:
+                lock.release()
+        result = replace(result, output=[redact(line) for line in result.output], error=redact(result.error))
+        if running.interrupted:  # its `failed` line is written already
+            result = replace(result, ok=False, error=running.interrupted)
+        else:
+            try:
+                await self.record("succeeded" if result.ok else "failed", action, result)
+            except AuditUnwritable as exc:
+                result.audit_error = str(exc)
         self._settling.setdefault(action.owner, set()).add(action.target)
         wake = self._wake.get(action.owner)
         if wake is not None:
@@ -398,6 +479,26 @@ class Engine:
         else:
             self.transitions.pop(action.target, None)
         return result
+
+    def interrupt(self, why: str) -> list[int]:
+        """A signal ends this process: SIGTERM to every child process group, and a `failed` line for each running
+        action (``interrupted by SIGTERM``), written before this returns. Returns the groups signalled, for
+        ``interrupts.end_groups``. Synchronous: it runs in the signal handler, with the exit to follow."""
+        groups = interrupts.terminate_children()
+        for running in list(self._active.values()):
+            self._interrupted(running, f"interrupted by {why}")
+        return groups
+
+    def _interrupted(self, running: RunningAction, why: str) -> None:
+        if running.interrupted:
+            return
+        running.interrupted = why
+        result = ActionResult(running.action, False, None, list(running.output), time.monotonic() - running.started,
+                              why)
+        try:
+            self.audit.append(self.audit.entry("failed", running.action, result, now=self.clock()))
+        except AuditUnwritable:
+            pass  # nowhere to say it: the log broke after this action's `confirmed` line
 
     async def _with_service_stopped(self, service: str, action: Action, source: Source, emit: Emit) -> ActionResult:
         """A restore that wants its service down: stop it (through its own stop action, audited), run, then
@@ -411,14 +512,22 @@ class Engine:
                                                                f"(no such service, or no stop/start action): nothing restored")
         for step in (stop, action, start):
             if step is not action:
-                await self.record("confirmed", step, reason=f"around {action.title.lower()} {action.target}")
+                try:
+                    await self.record("confirmed", step, reason=f"around {action.title.lower()} {action.target}")
+                except AuditUnwritable:
+                    if step is stop:
+                        raise  # nothing has run yet: nothing runs
+                    # the service comes back up whatever the log says
             emit(f"-- {step.title.lower()} {step.target}")
             try:
                 result = await self.sources[step.owner].run(step, emit)
             except Exception as exc:
                 result = ActionResult(step, False, None, [], 0.0, one_line(f"{type(exc).__name__}: {exc}"))
             if step is not action:
-                await self.record("succeeded" if result.ok else "failed", step, result)
+                try:
+                    await self.record("succeeded" if result.ok else "failed", step, result)
+                except AuditUnwritable:
+                    pass  # the restore's own line says the log broke
             if step is stop and not result.ok:
                 return ActionResult(action, False, None, result.output, result.duration,
                                     f"could not stop {service} ({result.summary}): nothing restored")

@@ -51,8 +51,10 @@ async def run_argv(action: Action, emit: Emit, cwd: str | None = None,
             tail.append(line)
             emit(line)
 
+    work = asyncio.gather(pump(), process.wait())
+    work.add_done_callback(lambda done: done.cancelled() or done.exception())  # a cancelled run is not an error
     try:
-        await asyncio.wait_for(asyncio.gather(pump(), process.wait()), action.timeout)
+        await asyncio.wait_for(work, action.timeout)
     except asyncio.TimeoutError:
         await _kill_group(process)
         return result(False, process.returncode, f"still running after {action.timeout:g}s; killed")

@@ -5,6 +5,7 @@ One set of definitions serves both validation and ``lakedeck config schema``, so
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any, Callable
 import yaml
 
 from .durations import parse_duration
+from .redact import secret_var
 
 
 class ConfigError(Exception):
@@ -30,6 +32,7 @@ class ConfigError(Exception):
 class Context:
     file: str
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    secrets: set[str] = field(default_factory=set)  # values of secret-named ${VAR}s expanded (see redact.py)
 
     def error(self, node: yaml.Node, message: str) -> ConfigError:
         mark = node.start_mark
@@ -61,7 +64,7 @@ def scalar(node: yaml.Node, ctx: Context, what: str) -> Any:
     """The Python value of a scalar node, with environment variables expanded in strings."""
     if not isinstance(node, yaml.ScalarNode):
         raise ctx.error(node, f"{what} must be a single value, not a {_node_kind(node)}")
-    value = _SCALAR_LOADER.construct_object(node)
+    value = _construct(node)
     if isinstance(value, str) and "$" in value:
         try:
             expanded = expand_env(value, ctx.environ)
@@ -70,14 +73,27 @@ def scalar(node: yaml.Node, ctx: Context, what: str) -> Any:
             raise ctx.error(
                 node, f"environment variable {name} is not set (export it, or write ${{{name}:-default}})"
             ) from None
+        ctx.secrets.update(ctx.environ[m.group(1)] for m in _ENV.finditer(value)
+                           if m.group(1) and secret_var(m.group(1)) and ctx.environ.get(m.group(1)))
         if node.style is None and expanded != value:
-            # an unquoted ${PORT} should become the number it names
-            value = yaml.safe_load(expanded) if expanded.strip() else expanded
+            # an unquoted ${PORT} should become the number it names: the value is resolved as a plain scalar
+            # would be (int, float, bool...), never parsed as YAML of its own (no nesting or aliases to bound)
+            plain = expanded.strip()
+            tag = _SCALAR_LOADER.resolve(yaml.ScalarNode, plain, (True, False))
+            value = _construct(yaml.ScalarNode(tag, plain)) if plain else expanded
             if not isinstance(value, (str, int, float, bool)):
                 value = expanded
         else:
             value = expanded
     return value
+
+
+def _construct(node: yaml.ScalarNode) -> Any:
+    """A scalar's value, not remembered by the shared loader (it would keep every node of every load)."""
+    try:
+        return _SCALAR_LOADER.construct_object(node)
+    finally:
+        _SCALAR_LOADER.constructed_objects.pop(node, None)
 
 
 def _node_kind(node: yaml.Node) -> str:
@@ -127,6 +143,7 @@ class Number(Type):
         kind = "a whole number" if self.integer else "a number"
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (self.integer and isinstance(value, float)):
             raise ctx.error(node, f"{what} must be {kind} (got {value!r})")
+        _finite(value, node, ctx, what)
         if self.minimum is not None and value < self.minimum:
             raise ctx.error(node, f"{what} is {value} (expected at least {self.minimum})")
         if self.maximum is not None and value > self.maximum:
@@ -140,6 +157,13 @@ class Number(Type):
         if self.maximum is not None:
             out["maximum"] = self.maximum
         return out
+
+
+def _finite(value: float, node: yaml.Node, ctx: Context, what: str) -> None:
+    """.nan, .inf and -.inf (or a number too big for a float) are no setting: refused wherever a number is read."""
+    if not math.isfinite(value):
+        written = node.value if isinstance(node.value, str) and "$" not in node.value else value
+        raise ctx.error(node, f"{what} is {written} (expected a finite number)")
 
 
 def Int(minimum: int | None = None, maximum: int | None = None) -> Number:
@@ -167,6 +191,7 @@ class Duration(Type):
             seconds = parse_duration(value)
         except (ValueError, TypeError):
             raise ctx.error(node, f"{what} is {value!r} (expected a duration such as 500ms, 5s, 2m, 24h)") from None
+        _finite(seconds, node, ctx, what)
         if seconds < self.minimum:
             raise ctx.error(node, f"{what} is {value!r} (expected at least {self.minimum:g}s)")
         return seconds
@@ -316,16 +341,3 @@ class Tagged(Type):
                 schema["required"] = sorted(set(schema["required"]) | {"kind"})
             branches.append(schema)
         return {"oneOf": branches}
-
-
-def parse_yaml(text: str, file: str) -> yaml.Node | None:
-    """The node tree of ``text``; YAML syntax errors become a ConfigError with their position."""
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ConfigError(file, line, column, f"invalid YAML: {problem} (expected well-formed YAML)") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(file, 1, 1, f"invalid YAML: {exc} (expected well-formed YAML)") from None

@@ -116,12 +116,17 @@ def http_server() -> Iterator[str]:
 
 @pytest.fixture(autouse=True, scope="session")
 def _state_home(tmp_path_factory) -> Iterator[None]:
-    """The audit log and the history store default to $XDG_STATE_HOME: never the tester's own."""
+    """The audit log and the history store default to $XDG_STATE_HOME: never the tester's own. Action locks
+    default to /run/lakedeck: never the host's (another test run's actions there would refuse these)."""
     import os
+
+    from backends import locks
 
     old = os.environ.get("XDG_STATE_HOME")
     os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    host_locks, locks.DEFAULT_DIR = locks.DEFAULT_DIR, str(tmp_path_factory.mktemp("run") / "lakedeck")
     yield
+    locks.DEFAULT_DIR = host_locks
     if old is None:
         os.environ.pop("XDG_STATE_HOME", None)
     else:

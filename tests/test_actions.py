@@ -14,7 +14,8 @@ import yaml
 
 from backends import config as cfg
 from backends.actions import Action, ActionRefused, Tier, merge
-from backends.audit import AuditLog, secrets_in
+from backends.audit import AuditLog
+from backends.redact import option_secrets
 from backends.engine import Engine
 
 
@@ -73,7 +74,7 @@ async def test_a_second_action_on_the_same_target_is_refused_while_one_runs(tmp_
     first = asyncio.create_task(engine.run_action(engine.find_action("api", "restart"), lambda line: None))
     await asyncio.sleep(0.1)
     assert engine.transitions["api"] == "restarting"
-    with pytest.raises(ActionRefused, match="already running on api"):
+    with pytest.raises(ActionRefused, match=rf"api is busy: restart by \S+ \(pid {os.getpid()}\) since "):
         await engine.run_action(engine.find_action("api", "hello"), lambda line: None)
     assert (await first).ok
     assert ("refused", "hello") in audit_events(tmp_path)
@@ -123,7 +124,7 @@ async def test_http_action_against_a_real_server(tmp_path, http_server):
 
 
 def test_secrets_are_found_in_headers_passwords_and_urls():
-    secrets = secrets_in([{"headers": {"Authorization": "Bearer abc123"}, "password": "pw-1",
+    secrets = option_secrets([{"headers": {"Authorization": "Bearer abc123"}, "password": "pw-1",
                            "url": "http://u:hunter2@127.0.0.1:9001/RPC2",
                            "actions": [{"http": {"headers": {"X-Key": "k-999"}}}]}])
     assert {"Bearer abc123", "abc123", "pw-1", "hunter2", "k-999"} <= secrets

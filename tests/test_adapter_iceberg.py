@@ -151,7 +151,7 @@ async def test_table_actions_tiers_and_confirmation(iceberg_lake, tmp_path):
             source.with_value(actions["expire"], bad)
     assert source.with_value(actions["expire"], "7d").describe() == "expire snapshots of sales.orders (older than 7d00h)"
     assert source.with_value(actions["expire"], "keep last 5").describe() == \
-           "expire snapshots of sales.orders (keep the last 5)"
+           "expire snapshots of sales.orders (keep the last 5 of the current history; unreferenced ones go too)"
     with pytest.raises(ValueError, match="a tag name is letters"):
         source.with_value(actions["tag"], "bad name")
 
@@ -183,21 +183,75 @@ async def test_expire_older_than_expires_exactly_what_the_preview_listed(iceberg
     assert entries[-1]["command"] == "expire snapshots of sales.expire_age (older than 7d00h)"
 
 
-async def test_keep_last_n_never_expires_the_current_snapshot(iceberg_lake, tmp_path):
-    table = iceberg_lake.make_table("sales.expire_last", [orders_batch(i * 10, 10) for i in range(4)])
-    snaps = table.snapshots()
-    # roll back to the second: the newest two are no longer current, but they are the newest by time
-    table.manage_snapshots().rollback_to_snapshot(snaps[1].snapshot_id).commit()
+def snapshot_ids(preview: list[str]) -> list[int]:
+    return [int(line.split()[1]) for line in preview]
+
+
+async def expire_last(iceberg_lake, tmp_path, ident: str, value: str) -> tuple[list[str], list[int]]:
+    """The preview of ``expire <value>`` on ``ident``, then the run: (preview lines, snapshot ids left)."""
     engine = engine_for(iceberg_lake, tmp_path)
     await rows_of(engine)
     source = engine.sources[CATALOG]
-    action = source.with_value(engine.find_action("lake:sales.expire_last", "expire"), "last 1")
+    action = source.with_value(engine.find_action(f"lake:{ident}", "expire"), value)
     preview = await source.preview(action)
-    assert [int(line.split()[1]) for line in preview] == [snaps[0].snapshot_id, snaps[2].snapshot_id]
-    assert (await engine.run_action(action, lambda line: None)).ok
+    result = await engine.run_action(action, lambda line: None)
+    assert result.ok, result.error
+    return preview, sorted(s.snapshot_id for s in iceberg_lake.table(ident).snapshots())
+
+
+async def test_keep_last_n_after_a_rollback_keeps_the_newest_of_the_current_history(iceberg_lake, tmp_path):
+    """Five appends, rolled back to the third: `last 2` keeps the third and second (the current history's newest
+    two), expires the first (an ancestor beyond them) and the fourth and fifth (unreferenced: newer by time, but
+    nothing can reach them), and the preview says which are unreferenced."""
+    table = iceberg_lake.make_table("sales.expire_last", [orders_batch(i * 10, 10) for i in range(5)])
+    s = [snap.snapshot_id for snap in table.snapshots()]
+    table.manage_snapshots().rollback_to_snapshot(s[2]).commit()
+    preview, left = await expire_last(iceberg_lake, tmp_path, "sales.expire_last", "last 2")
+    assert snapshot_ids(preview) == [s[0], s[3], s[4]]
+    assert "unreferenced" not in preview[0]
+    assert all(line.endswith(" · unreferenced: not in the current history, no branch or tag") for line in preview[1:])
+    assert left == sorted([s[1], s[2]])
     after = iceberg_lake.table("sales.expire_last")
-    assert after.metadata.current_snapshot_id == snaps[1].snapshot_id
-    assert sorted(s.snapshot_id for s in after.snapshots()) == sorted([snaps[1].snapshot_id, snaps[3].snapshot_id])
+    assert after.metadata.current_snapshot_id == s[2]
+    assert sorted(after.scan().to_arrow().column("id").to_pylist()) == list(range(30))  # the data is intact
+    assert audit(tmp_path)[-1]["command"] == ("expire snapshots of sales.expire_last (keep the last 2 of the current "
+                                              "history; unreferenced ones go too)")
+
+
+async def test_keep_last_n_keeps_tags_and_other_branches_histories(iceberg_lake, tmp_path):
+    """The same rollback, with a tag on the fourth and a branch at the first: both stay, and the first's place
+    in the branch's history keeps it though it is beyond the newest 2; only the fifth goes."""
+    table = iceberg_lake.make_table("sales.expire_refs", [orders_batch(i * 10, 10) for i in range(5)])
+    s = [snap.snapshot_id for snap in table.snapshots()]
+    table.manage_snapshots().rollback_to_snapshot(s[2]).commit()
+    table.manage_snapshots().create_tag(s[3], "audit-2026").commit()
+    table.manage_snapshots().create_branch(s[0], "dev").commit()
+    preview, left = await expire_last(iceberg_lake, tmp_path, "sales.expire_refs", "last 2")
+    assert snapshot_ids(preview) == [s[4]]
+    assert left == sorted(s[:4])
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("last 1", [0, 2, 3]),  # the current one only: its ancestor and the two unreferenced go
+    ("last 5", [2, 3]),  # more than the current history holds: only the unreferenced go
+])
+async def test_keep_last_n_near_variants(iceberg_lake, tmp_path, value, expected):
+    ident = f"sales.expire_{value.replace(' ', '_')}"
+    table = iceberg_lake.make_table(ident, [orders_batch(i * 10, 10) for i in range(4)])
+    s = [snap.snapshot_id for snap in table.snapshots()]
+    table.manage_snapshots().rollback_to_snapshot(s[1]).commit()
+    preview, left = await expire_last(iceberg_lake, tmp_path, ident, value)
+    assert snapshot_ids(preview) == [s[i] for i in expected]
+    assert left == sorted(set(s) - {s[i] for i in expected})
+    assert iceberg_lake.table(ident).metadata.current_snapshot_id == s[1]
+
+
+async def test_keep_last_n_without_a_rollback_expires_the_oldest(iceberg_lake, tmp_path):
+    table = iceberg_lake.make_table("sales.expire_linear", [orders_batch(i * 10, 10) for i in range(4)])
+    s = [snap.snapshot_id for snap in table.snapshots()]
+    preview, left = await expire_last(iceberg_lake, tmp_path, "sales.expire_linear", "keep last 2")
+    assert snapshot_ids(preview) == s[:2] and not any("unreferenced" in line for line in preview)
+    assert left == sorted(s[2:])
 
 
 async def test_expire_refuses_when_the_table_changed_since_the_preview(iceberg_lake, tmp_path):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -216,3 +218,32 @@ async def test_audit_view_shows_the_entries(tmp_path, port):
         await pilot.press("A")
         await until(pilot, lambda: "Audit log" in screen_text(app))
         assert "Audit log" in screen_text(app) and "refused" in screen_text(app)
+
+
+async def test_quitting_while_an_action_runs_ends_it_and_audits_it(tmp_path, port):
+    """`q` with an action under way: its process group is killed and the log says so, not `confirmed` alone."""
+    pid_file = tmp_path / "pid"
+    app = make_app(tmp_path, port, actions=[
+        {"id": "long", "command": ["sh", "-c", f'echo $$$$ > {pid_file}; echo "$$0 is up"; sleep 60', "the-action"]}])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        app.actions.request(app.engine.find_action("api", "long"))
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.pause(ARM_DELAY + 0.1)
+        await pilot.press("tab", "enter")
+        assert await until(pilot, lambda: "the-action is up" in screen_text(app), 5.0)
+        await pilot.press("q")
+    shell = int(pid_file.read_text())
+    group = [p for p in psutil.process_iter(["status"]) if _group_of(p.pid) == shell]
+    assert all(p.info["status"] == psutil.STATUS_ZOMBIE for p in group), group  # the shell and its sleep ended
+    last = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
+    assert (last["event"], last["action"], last["error"]) == ("failed", "long",
+                                                              "interrupted: lakedeck was closed while it ran")
+    assert last["output"] == ["the-action is up"]
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None

@@ -7,6 +7,7 @@ import collections
 from typing import TYPE_CHECKING
 
 from backends.actions import Action, ActionRefused, ActionResult, Tier
+from backends.audit import AuditUnwritable
 from backends.model import AlertReading, PipelineReading, State, TableReading
 from backends.text import one_line, visible
 from widgets.action_panel import ActionPanel
@@ -27,6 +28,7 @@ class ActionFlow:
         self.engine = app.engine
         self._pending: collections.deque[str] = collections.deque(maxlen=5000)
         self._flushing = False
+        self._told_lock_dir = False
 
     # -- choosing ----------------------------------------------------------------------------------
 
@@ -54,7 +56,7 @@ class ActionFlow:
     def offer(self, target: str, offered: list[Action]) -> None:
         """The action menu for ``target``: pick one, then it is confirmed by its tier."""
         actions = {a.id: a for a in offered}
-        choices = [(a.id, f"{a.title:<16} {a.tier.label:<12} {one_line(self.engine.audit.redact(a.describe()), 70)}")
+        choices = [(a.id, f"{a.title:<16} {a.tier.label:<12} {one_line(self.engine.audit.command(a), 70)}")
                    for a in actions.values()]
         read_only = self.engine.is_read_only(offered[0].owner if offered else target)
         title = f"Actions · {target}" + (" · READ-ONLY: read actions only" if read_only else "")
@@ -87,10 +89,12 @@ class ActionFlow:
     # -- confirming --------------------------------------------------------------------------------
 
     def request(self, action: Action, asked: bool = False) -> None:
+        self._tell_lock_dir_once()
         reason = self.engine.refusal(action)
         if reason:
-            self.app.run_worker(self.engine.record("refused", action, reason=reason), group="audit")
             self.app.notify(reason, severity="error", timeout=4)
+            self.app.run_worker(self._audited(self.engine.record("refused", action, reason=reason)), group="audit",
+                                exit_on_error=False)
             return
         if action.ask and not asked:
             self._ask(action)
@@ -99,6 +103,24 @@ class ActionFlow:
             self.app.run_worker(self._run(action), group="actions", exit_on_error=False)
             return
         self.app.run_worker(self._confirm(action), group="actions", exit_on_error=False)
+
+    async def _audited(self, writing) -> bool:
+        """Wait for an audit line; when the log cannot be written, say so (the action does not run)."""
+        try:
+            await writing
+        except AuditUnwritable as exc:
+            self.app.notify(str(exc), severity="error", timeout=8)
+            return False
+        return True
+
+    def _tell_lock_dir_once(self) -> None:
+        """Locks that hold only among this user's processes: said once, at the first action."""
+        if self._told_lock_dir:
+            return
+        self._told_lock_dir = True
+        where = self.engine.lock_dir
+        if not where.shared:
+            self.app.notify(where.describe(), severity="warning", timeout=8)
 
     def _ask(self, action: Action) -> None:
         """The value the action asks for (a --select, a conf), checked by its adapter before the confirmation."""
@@ -121,16 +143,18 @@ class ActionFlow:
         self.app.push_screen(AskModal(f"{action.title} {action.target}", action.ask, check, initial=action.value), given)
 
     async def _confirm(self, action: Action) -> None:
-        await self.engine.record("requested", action)
-        command = self.engine.audit.redact(action.describe())
+        if not await self._audited(self.engine.record("requested", action)):
+            return
+        command = self.engine.audit.command(action)
         preview: list[str] | None = None
         if action.tier is Tier.DESTRUCTIVE:
             try:
                 found = await self.engine.sources[action.owner].preview(action)
-                preview = None if found is None else [visible(line) for line in found]
+                preview = None if found is None else [visible(self.engine.audit.redact(line)) for line in found]
             except Exception as exc:  # a failed dry run must not let the action through unseen
-                self.app.notify(one_line(f"dry run failed: {exc}"), severity="error", timeout=6)
-                await self.engine.record("cancelled", action, reason=one_line(f"dry run failed: {exc}"))
+                self.app.notify(one_line(self.engine.audit.redact(f"dry run failed: {exc}")), severity="error",
+                                timeout=6)
+                await self._audited(self.engine.record("cancelled", action, reason=one_line(f"dry run failed: {exc}")))
                 return
         title = f"{action.title} {action.target}? ({action.tier.label})"
         from widgets.confirm import ConfirmModal  # modals load on first use, not at start-up
@@ -139,7 +163,7 @@ class ActionFlow:
                              type_to_confirm=(action.confirm or action.target) if action.tier is Tier.DESTRUCTIVE else "")
         confirmed = await self.app.push_screen_wait(modal)
         if not confirmed:
-            await self.engine.record("cancelled", action)
+            await self._audited(self.engine.record("cancelled", action))
             self.app.notify(f"Cancelled: {action.title.lower()} {action.target}", timeout=2)
             return
         await self._run(action)
@@ -177,13 +201,15 @@ class ActionFlow:
         self._loop = asyncio.get_running_loop()
         title = f"{action.title} {action.target}"
         await self._open_panel()
-        self.panel.start(title, self.engine.audit.redact(action.describe()))
+        self.panel.start(title, self.engine.audit.command(action))
         try:
             result = await self.engine.run_action(action, self._emit)
-        except ActionRefused as exc:
+        except ActionRefused as exc:  # its target busy, or the audit log cannot be written: nothing ran
             self.panel.finish(title, False, str(exc))
-            self.app.notify(str(exc), severity="error", timeout=4)
+            self.app.notify(str(exc), severity="error", timeout=8 if isinstance(exc, AuditUnwritable) else 4)
             return
+        if result.audit_error:
+            self.app.notify(result.audit_error, severity="error", timeout=8)
         self._flush_output()
         self.panel.finish(title, result.ok, one_line(result.summary))
         self.app.refresh_view()
@@ -191,12 +217,12 @@ class ActionFlow:
         if result.ok and self.app.screen is not self.app.dashboard:  # the output panel is on the dashboard
             self.app.notify(one_line(result.summary), timeout=4)
         if not result.ok:
-            self.app.push_screen(failure_modal(result, self.engine.audit.redact))
+            self.app.push_screen(failure_modal(result, self.engine.audit.redact, self.engine.audit.command(result.action)))
 
 
-def failure_modal(result: ActionResult, redact) -> TextModal:
+def failure_modal(result: ActionResult, redact, command: str) -> TextModal:
     action = result.action
-    lines = [("target", action.target), ("action", action.title), ("command", redact(action.describe())),
+    lines = [("target", action.target), ("action", action.title), ("command", command),
              ("exit code", "none" if result.exit_code is None else str(result.exit_code)),
              ("duration", f"{result.duration:.1f}s")]
     if result.error:

@@ -16,10 +16,12 @@ from textual.binding import Binding
 
 from backends.config import Config
 from backends.durations import format_age
+from backends import interrupts
 from backends.engine import Engine
 from backends.keymap import KEYS
 from backends.model import (AlertReading, BackupReading, LogLine, LogReading, PipelineReading, State, TableReading,
                             Update)
+from backends.text import visible
 from themes import STYLESHEET, THEMES
 from widgets.action_panel import ActionPanel
 from widgets.log_view import LogView
@@ -108,11 +110,19 @@ class LakedeckApp(App[int]):
         self._logs: collections.deque[LogLine] = collections.deque(maxlen=LOG_BACKLOG)
         self._shown_log_states: dict[str, tuple[State, str]] = {}
         self._alerts_seen: dict[str, set[str]] = {}  # source -> alerts firing at its last poll (for the bell)
+        self.exit_watchdog = False  # run_console: a signal ends the process even if Textual's shutdown stalls
+        self.ending_groups: list[int] | None = None  # the child process groups a signal sent SIGTERM to
         for candidate in THEMES.values():
             self.register_theme(candidate)
         self.theme = theme or config.theme
         if config.keys:
             self.set_keymap(dict(config.keys))
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every notification (a widget's ``notify`` comes here too) names things from outside: a target, a path,
+        a reason. Made inert and never read as markup, whatever the caller asked."""
+        super().notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {"status-ok": "green", "status-warn": "yellow", "status-critical": "red",
@@ -130,7 +140,7 @@ class LakedeckApp(App[int]):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGHUP):
             try:
-                loop.add_signal_handler(signum, self.exit, 0)
+                loop.add_signal_handler(signum, self.end_on_signal, signum)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         self.engine.subscribe(self._on_update)
@@ -177,6 +187,17 @@ class LakedeckApp(App[int]):
         if problem:
             self.notify(problem, severity="warning", timeout=8)
         self.refresh_view()
+
+    def end_on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP (a dropped SSH session): a running action's process group is killed and its `failed`
+        line written first, then the console exits; with ``exit_watchdog`` on, within ``interrupts.WATCHDOG``
+        seconds whatever Textual's shutdown does (it can stall writing to a terminal that is gone)."""
+        if self.ending_groups is not None:
+            return
+        self.ending_groups = self.engine.interrupt(interrupts.signal_name(signum))
+        if self.exit_watchdog:
+            interrupts.start_watchdog(self.ending_groups, code=0)
+        self.exit(0)
 
     async def on_unmount(self) -> None:
         try:
@@ -439,7 +460,8 @@ class LakedeckApp(App[int]):
         if purpose == "filter":
             screen = pane.screen
             if isinstance(screen, LogScreen) and screen.pager is not None and event.value:
-                self.logs.start_scan(screen, event.value)
+                if not self.logs.start_scan(screen, event.value):
+                    return  # a refused pattern: the prompt stays open to mend it
             self._close_prompt(pane, clear=False)
         elif self.logs.submitted(pane, purpose, event.value):
             self._close_prompt(pane, clear=False)
@@ -525,13 +547,19 @@ class LakedeckApp(App[int]):
         self.run_worker(self._show_audit(), group="audit", exit_on_error=False)
 
     async def _show_audit(self) -> None:
-        entries = await asyncio.to_thread(self.engine.audit.read, 7 * 86400.0)
+        try:
+            entries = await asyncio.to_thread(self.engine.audit.read, 7 * 86400.0)
+        except OSError as exc:
+            self.notify(f"cannot read the audit log at {self.engine.audit.path}: {exc.strerror or exc}",
+                        severity="error", timeout=8)
+            return
+        locks = await asyncio.to_thread(lambda: self.engine.lock_dir)  # it may create /run/lakedeck
         lines = [(f"{e.get('time', '?')} {e.get('event', '?')}",
                   f"{e.get('user', '?')}@{e.get('ssh_origin') or 'local'}  {e.get('target', '?')} {e.get('action', '?')}"
                   + (f" exit {e['exit_code']}" if e.get("exit_code") is not None else "")
                   + (f"  {e.get('reason') or e.get('error')}" if e.get("reason") or e.get("error") else ""))
                  for e in entries[-200:]] or [("", "no actions in the last 7 days")]
-        self.push_screen(TextModal(f"Audit log · {self.engine.audit.path}", lines))
+        self.push_screen(TextModal(f"Audit log · {self.engine.audit.path}", [("", locks.describe()), *lines]))
 
     def action_set_theme(self, name: str) -> None:
         self.theme = name
@@ -540,7 +568,11 @@ class LakedeckApp(App[int]):
 def run_console(config: Config, theme: str | None = None, read_only: bool = False, tail: bool = False,
                 tail_lines: int = 1000, tail_read=None) -> int:
     app = LakedeckApp(config, theme=theme, read_only=read_only, tail=tail, tail_lines=tail_lines, tail_read=tail_read)
+    app.exit_watchdog = True
     app.run()
+    if app.ending_groups is not None:  # a signal ended it: what its actions started ends too
+        signal.alarm(0)  # Textual's shutdown is over: the backstop is not needed
+        interrupts.end_groups(app.ending_groups)
     _exit_promptly()
     return app.return_code or 0
 

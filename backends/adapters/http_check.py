@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from ..model import CheckReading, Reading, State
+from ..redact import hide
 from .base import Source
 from .http_wire import Pool, ProtocolError, Response, Target, parse_url, tls_context
 from .text import connect_error_reason, one_line, os_error_text, seconds
@@ -111,7 +112,8 @@ class HttpCheck(Source):
         self._pool: Pool | None = None
 
     def describe(self) -> str:
-        return self.url if self.method == "GET" else f"{self.method} {self.url}"
+        url = hide(self.url)  # ?token=...: shown as ***
+        return url if self.method == "GET" else f"{self.method} {url}"
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -120,7 +122,7 @@ class HttpCheck(Source):
 
     async def poll(self) -> list[Reading]:
         if self.target is None:
-            return [self._reading(State.UNKNOWN, f"bad URL {self.url}: {self.bad_url} (expected http:// or https://)")]
+            return [self._reading(State.UNKNOWN, f"bad URL {hide(self.url)}: {self.bad_url} (expected http:// or https://)")]
         limit = self.timeout * 0.9
         started = time.perf_counter()
         if self._pool is None:
@@ -191,4 +193,4 @@ class HttpCheck(Source):
     def _reading(self, state: State, reason: str, latency_ms: float | None = None,
                  details: list[tuple[str, str]] | tuple[()] = ()) -> CheckReading:
         return CheckReading(key=self.name, source=self.name, state=state, reason=one_line(reason), ts=self.clock(),
-                            kind="http", target=self.url, latency_ms=latency_ms, details=tuple(details))
+                            kind="http", target=hide(self.url), latency_ms=latency_ms, details=tuple(details))

@@ -154,6 +154,14 @@ def refs_of(table: Any) -> dict[int, list[str]]:
     return found
 
 
+def ref_heads(table: Any) -> tuple[set[int], set[int]]:
+    """(the snapshots branches point at, the snapshots tags point at)."""
+    branches, tags = set(), set()
+    for ref in table.metadata.refs.values():
+        (tags if ref.snapshot_ref_type.value == "tag" else branches).add(ref.snapshot_id)
+    return branches, tags
+
+
 def ancestors(snapshots: list[SnapshotFacts], current: int | None) -> list[int]:
     """The current snapshot and its parents, newest first (what rollback may go back to)."""
     by_id = {s.id: s for s in snapshots}
@@ -195,19 +203,29 @@ def parse_expire_rule(value: str) -> tuple[str, float]:
 
 def rule_text(rule: tuple[str, float]) -> str:
     how, amount = rule
-    return f"keep the last {int(amount)}" if how == "last" else f"older than {format_duration(amount)}"
-
-
-def expiring(snapshots: list[SnapshotFacts], protected: set[int], rule: tuple[str, float],
-             now: float) -> list[SnapshotFacts]:
-    """The snapshots ``rule`` would expire, oldest first: never a protected one (the current snapshot, the
-    head of a branch or a tag)."""
-    how, amount = rule
-    newest_first = sorted(snapshots, key=lambda s: (s.at, s.id), reverse=True)
     if how == "last":
-        candidates = newest_first[int(amount):]
+        return f"keep the last {int(amount)} of the current history; unreferenced ones go too"
+    return f"older than {format_duration(amount)}"
+
+
+def expiring(snapshots: list[SnapshotFacts], rule: tuple[str, float], now: float, current: int | None,
+             branches: set[int] = frozenset(), tags: set[int] = frozenset()) -> list[SnapshotFacts]:
+    """The snapshots ``rule`` would expire, oldest first. Never the current snapshot, a branch's or a tag's.
+
+    ``older than D``: every other snapshot committed before now - D.
+    ``last N``: the current history (the current snapshot and its ancestors) beyond its newest N, and every
+    *unreferenced* snapshot: off the current history, in no other branch's history and not a tag's (what a
+    rollback left behind: nothing can reach it any more). Snapshots in another branch's history stay.
+    """
+    how, amount = rule
+    protected = set(branches) | set(tags) | ({current} if current is not None else set())
+    if how == "last":
+        history = ancestors(snapshots, current)
+        elsewhere = {i for head in branches if head != current for i in ancestors(snapshots, head)}
+        doomed = set(history[int(amount):]) | {s.id for s in snapshots if s.id not in history}
+        candidates = [s for s in snapshots if s.id in doomed and s.id not in elsewhere]
     else:
-        candidates = [s for s in newest_first if s.at < now - amount]
+        candidates = [s for s in snapshots if s.at < now - amount]
     return sorted((s for s in candidates if s.id not in protected), key=lambda s: (s.at, s.id))
 
 

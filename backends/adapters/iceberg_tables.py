@@ -40,6 +40,7 @@ from .iceberg_read import (
     list_tables,
     open_catalog,
     parse_expire_rule,
+    ref_heads,
     refs_of,
     rule_text,
     snapshot_line,
@@ -53,7 +54,8 @@ CHECK_EVERY_POLLS = 5
 CHECK_WAIT = 0.85  # of the poll's timeout: how long a poll waits for a check run before reporting without it
 ACTION_TIMEOUT = 120.0
 TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-EXPIRE_ASK = "older than a duration (7d) or keep the last N (last 5)"
+EXPIRE_ASK = "older than a duration (7d) or keep the last N of the current history (last 5)"
+UNREFERENCED = "unreferenced: not in the current history, no branch or tag"
 
 
 class ActionFailed(Exception):
@@ -343,7 +345,8 @@ class IcebergCatalog(Source):
             table = self.load(ident)
             doomed = self._expiring(table, action.value)
             self._previews[(ident, action.value)] = (table.metadata_location, tuple(s.id for s in doomed))
-            return [snapshot_line(s, now) for s in doomed]
+            history = set(ancestors(snapshots_of(table), table.metadata.current_snapshot_id))
+            return [snapshot_line(s, now) + ("" if s.id in history else f" · {UNREFERENCED}") for s in doomed]
         _, ident, snapshot = action.ref
         table = self.load(ident)
         target, current, newer = self._rollback_plan(table, ident, int(snapshot))
@@ -353,11 +356,9 @@ class IcebergCatalog(Source):
         return lines
 
     def _expiring(self, table: Any, value: str) -> list[Any]:
-        rule = parse_expire_rule(value)
-        protected = set(refs_of(table))
-        if table.metadata.current_snapshot_id is not None:
-            protected.add(table.metadata.current_snapshot_id)
-        return expiring(snapshots_of(table), protected, rule, self.clock())
+        branches, tags = ref_heads(table)
+        return expiring(snapshots_of(table), parse_expire_rule(value), self.clock(), table.metadata.current_snapshot_id,
+                        branches, tags)
 
     def _rollback_plan(self, table: Any, ident: str, snapshot: int) -> tuple[Any, Any, list[Any]]:
         """(the target snapshot, the current one, the snapshots between them, newest first)."""
