@@ -239,7 +239,7 @@ def run_report(config: Any, since: float = 86400.0, output: str | None = None, o
     except OSError as exc:
         err.write(f"lakedeck report: cannot write {output}: {exc.strerror or exc}\n")
         return 2
-    out.write(f"lakedeck report: wrote {output}\n")
+    out.write(visible(f"lakedeck report: wrote {output}") + "\n")
     return 0
 
 

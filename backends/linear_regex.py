@@ -12,6 +12,7 @@ import re
 import re2
 
 LINEAR = "patterns run in linear time (RE2)"
+MAX_PATTERN = 4096  # characters: far more than anyone types, and RE2's memory for a pattern stays small
 
 # RE2's complaint (its text after the colon) about something Python's re accepts → what that something is
 _OPERATORS = {
@@ -30,9 +31,18 @@ class PatternError(ValueError):
 def compile_pattern(pattern: str, ignore_case: bool = False, multiline: bool = False):
     """``pattern`` compiled by RE2; the result searches ``str`` (spans in characters) and ``bytes`` (read as
     UTF-8) alike. Raises PatternError with the reason when it cannot run."""
+    if len(pattern) > MAX_PATTERN:
+        raise PatternError(f"the pattern is {len(pattern):,} characters long: at most {MAX_PATTERN:,}")
+    try:
+        pattern.encode("utf-8")
+    except UnicodeEncodeError as exc:  # bytes that were not UTF-8 on the command line (surrogate escapes)
+        raise PatternError(f"the pattern is not valid UTF-8 (at position {exc.start})") from None
     options = re2.Options()
     options.log_errors = False  # RE2 would print every refusal on stderr
     options.case_sensitive = not ignore_case
+    # only whole matches are used: without captures a search's memory does not grow with the square of the
+    # number of groups (10,000 nested groups took 3 GB)
+    options.never_capture = True
     try:
         return re2.compile(("(?m)" if multiline else "") + pattern, options)
     except re2.error as exc:

@@ -63,3 +63,18 @@ def human_bytes(count: float) -> str:
             return f"{amount:.1f} {unit}" if abs(amount) < 10 else f"{amount:.0f} {unit}"
         amount /= 1024
     return f"{amount:.0f} PB"  # pragma: no cover - unreachable
+
+
+class InertLines:
+    """A text stream whose every line goes out through ``visible``: the headless commands' messages (a file name,
+    an argument, a path from the config) can never carry an escape sequence to the terminal."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write("\n".join(visible(line) for line in text.split("\n")))
+        return len(text)
+
+    def __getattr__(self, name: str):  # flush, fileno, isatty, encoding...: the wrapped stream's
+        return getattr(self.stream, name)

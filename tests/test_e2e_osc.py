@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
-from integration import need_binary
+from tmux_support import TmuxServer, lakedeck_shell
 
-ROOT = Path(__file__).parent.parent
 OSC52 = "\x1b]52;c;cHduZWQ=\x1b\\"  # "pwned", ST-terminated
 OSC52_BEL = "\x1b]52;c;cHduZWQ=\x07"
 OSC8 = "\x1b]8;;http://evil.example/\x1b\\link\x1b]8;;\x1b\\"
@@ -30,56 +25,6 @@ FORBIDDEN = {  # what must never be among the bytes written, 7-bit and 8-bit for
     **{f"U+{ord(c):04X}": c.encode() for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
        "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u061c"},
 }
-
-
-class OwnTmux:
-    """A tmux server of its own (its paste buffers are this test's alone) with the clipboard on, recording the raw
-    output of its one pane."""
-
-    def __init__(self, command: str, record: Path, size: tuple[int, int] = (160, 40)) -> None:
-        need_binary("tmux", "apt-get install -y tmux")
-        self.socket = f"lakedeck-osc-{uuid.uuid4().hex[:8]}"
-        self.record = record
-        go = record.with_suffix(".go")
-        # the command waits until the recording runs, so that not one byte goes unrecorded; COLUMNS and LINES
-        # (set under pytest) would override the pane's size
-        waiting = f"while [ ! -e {shlex.quote(str(go))} ]; do sleep 0.05; done; unset COLUMNS LINES; {command}"
-        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "osc", "-x", str(size[0]), "-y", str(size[1]),
-                  f"cd {shlex.quote(str(ROOT))} && sh -c {shlex.quote(waiting)}")
-        self.tmux("set-option", "-g", "set-clipboard", "on")
-        self.tmux("pipe-pane", "-O", "-t", "osc", f"cat >> {shlex.quote(str(record))}")
-        go.touch()
-
-    def tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True).stdout
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", "osc")
-
-    def wait_for(self, text: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} never appeared; the screen was:\n{self.screen()}")
-
-    def wait_gone(self, text: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while text in self.screen():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} never went; the screen was:\n{self.screen()}")
-            time.sleep(0.1)
-
-    def keys(self, *keys: str) -> None:
-        self.tmux("send-keys", "-t", "osc", *keys)
-
-    def buffers(self) -> str:
-        return self.tmux("list-buffers")
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
 
 
 @pytest.mark.integration
@@ -94,8 +39,7 @@ def test_a_hostile_name_in_titles_modals_notifications_and_log_lines_never_reach
         "logs": [{"name": f"app{OSC52_BEL}", "path": str(folder / "*.log")}],
     }))
     record = tmp_path / "written.bin"
-    command = f"{shlex.quote(sys.executable)} -m tui.cli -c {shlex.quote(str(config))}; echo EXIT=$?; sleep 60"
-    tmux = OwnTmux(command, record)
+    tmux = TmuxServer(lakedeck_shell(f"-c {shlex.quote(str(config))}"), size=(160, 40), record=record, clipboard=True)
     try:
         tmux.wait_for("web␛]52;c;cHduZWQ=␛\\⟨U+202E⟩evil")  # the Services row, and the header's counts
         tmux.wait_for("copy ␛]52;c;cHduZWQ=␇ then ␛]8;;http://evil.example/")  # the line in the Logs pane
@@ -122,10 +66,10 @@ def test_a_hostile_name_in_titles_modals_notifications_and_log_lines_never_reach
         assert tmux.buffers() == ""  # nothing reached tmux's paste buffers, so nothing the outer clipboard
 
         # the check can fail: the same sequence written raw in this tmux sets a paste buffer at once
-        tmux.tmux("new-window", "-t", "osc", f"printf {shlex.quote(OSC52_BEL)}; sleep 60")
+        tmux.tmux("new-window", "-t", "t", f"printf {shlex.quote(OSC52_BEL)}; sleep 60")
         deadline = time.monotonic() + 10
         while not tmux.buffers() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert "pwned" in tmux.tmux("show-buffer")
+        assert "pwned" in tmux.tmux("show-buffer").stdout
     finally:
         tmux.close()

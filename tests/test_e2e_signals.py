@@ -12,53 +12,16 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
 
-from integration import need_binary
+from tmux_support import ROOT, TmuxServer, lakedeck_shell
 
-ROOT = Path(__file__).parent.parent
 UP = "the-action is up"  # the action's first line (the command shown holds "$0 is up", not this)
 BOUND = 10.0  # how long the tests wait for the console to be gone: it takes under 2 s (see the README)
-
-
-class PrivateTmux:
-    """A tmux server of the test's own (its own socket): killing it touches no other session."""
-
-    def __init__(self, command: str) -> None:
-        need_binary("tmux", "apt-get install -y tmux")
-        self.socket = f"lakedeck-sig-{uuid.uuid4().hex[:8]}"
-        self.tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", command)
-
-    def tmux(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True)
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", "t").stdout
-
-    def wait_for(self, text: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} never appeared; the screen was:\n{self.screen()}")
-
-    def keys(self, *keys: str) -> None:
-        for key in keys:
-            self.tmux("send-keys", "-t", "t", key)
-            time.sleep(0.2)
-
-    def pane_pid(self) -> int:
-        return int(self.tmux("list-panes", "-t", "t", "-F", "#{pane_pid}").stdout.split()[0])
-
-    def close(self) -> None:
-        self.tmux("kill-server")
 
 
 @pytest.fixture
@@ -114,12 +77,10 @@ def assert_interrupted(path: Path, name: str) -> None:
 @pytest.mark.integration
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "tmux kill-server"])
 def test_a_signal_during_an_action_ends_the_console_its_group_and_audits_it(setup, how):
-    command = f"{shlex.quote(sys.executable)} -m tui.cli -c {shlex.quote(str(setup))}"
-    tmux = PrivateTmux(f"sh -c {shlex.quote(command + '; echo EXIT=$?; sleep 60')}")
+    tmux = TmuxServer(lakedeck_shell(f"-c {shlex.quote(str(setup))}"))
     try:
         tmux.wait_for("e2e-db")
-        console = next(c for c in psutil.Process(tmux.pane_pid()).children(recursive=True)
-                       if "tui.cli" in " ".join(c.cmdline()))
+        console = tmux.lakedeck()
         tmux.keys("a", "Enter")  # the action menu, its only action: the confirmation, Cancel focused
         tmux.wait_for("sleep 60")
         tmux.keys("Tab")

@@ -156,6 +156,35 @@ def test_lakedeck_logs_refuses_such_a_pattern_in_one_line(tmp_path, pattern):
     assert out.stderr.startswith(f"lakedeck logs: --grep {pattern}: ") and LineFilter(pattern).error in out.stderr
 
 
+def test_many_groups_run_in_small_memory_and_a_huge_pattern_is_refused():
+    """Whole matches only: 2,000 nested groups (the most that fit in MAX_PATTERN) run without RE2's per-group
+    memory (with captures, 10,000 groups took 3 GB and 50,000 the whole machine)."""
+    nested = "(" * 2000 + "a" + ")" * 2000
+    done = completed_json(f"""
+        import json, resource
+        from backends.log_filter import LineFilter
+        from backends.model import LogLine
+        matcher = LineFilter({nested!r})
+        kept = [matcher.matches(LogLine("svc", text, 1)) for text in ("xxa", "xxb")]
+        print(json.dumps([matcher.error, kept, matcher.spans("xxa"),
+                          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024]))
+    """)
+    error, kept, spans, megabytes = done
+    assert (error, kept, spans) == ("", [True, False], [[2, 3]])
+    assert megabytes < 200, f"{megabytes} MB for one search"
+    for huge in ("(" * 10_000 + "a" + ")" * 10_000, "a" * 5000):
+        assert LineFilter(huge).error == f"the pattern is {len(huge):,} characters long: at most 4,096"
+
+
+def test_a_pattern_that_is_not_utf8_is_refused_in_one_line(tmp_path):
+    (tmp_path / "app.log").write_text("ab\n")
+    config = tmp_path / "lakedeck.yaml"
+    config.write_text(f"logs:\n  - {{name: app, path: {tmp_path / 'app.log'}}}\n")
+    out = run("logs", "-c", str(config), "--grep", "a\udcff\udcfeb")  # the bytes ff fe on the command line
+    assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and "the pattern is not valid UTF-8 (at position 1)" in out.stderr
+
+
 ORDINARY = ["error", "Error", "err.*time", "^2026", "ms$", r"id=\d+", r"\berror\b", "error|timeout", "(?i)Debug",
             "k[aeiou]y", "^$", "caf\u00e9", "CAF\u00c9", "x{3}", r"e\s+t", r"\[/usr", r"near \[/", "(?P<n>ke)y", "a*",
             r"\d{4}-\d\d", "[^a-z ]+", "!debug", "!^$", r"(?s)a.b", "(?m)^key"]

@@ -152,3 +152,33 @@ def test_action_prints_its_target_command_and_output_inert(tmp_path):
     refused = run("action", NAME, "nope", "-c", str(config))
     assert refused.returncode == 2 and f"{NAME_SHOWN} has no action 'nope'" in refused.stderr
     assert unsafe_in(refused.stderr.replace("\n", "")) == []
+
+
+FILE_NAME = "c\x1b]52;c;cHduZWQ=\x07\u202ex"  # an OSC 52 and a bidi override in a file's name
+
+
+def test_file_names_and_arguments_in_messages_are_inert(tmp_path):
+    """A name the operator did not choose (a glob's match, a config path from the environment, an argument) reaches
+    every message: errors, the OK line of validate, argparse's complaints."""
+    good = tmp_path / f"{FILE_NAME}.yaml"
+    good.write_text("services:\n  - {name: web, kind: tcp, port: 1}\n")
+    bad = tmp_path / f"{FILE_NAME}-bad.yaml"
+    bad.write_text("services:\n  - {name: web, kind: tcp, prot: 1}\n")
+    link = tmp_path / f"{FILE_NAME}.log"
+    link.symlink_to(tmp_path / "nowhere")
+    missing = str(tmp_path / f"{FILE_NAME}-missing.yaml")
+    outs = [
+        run("config", "validate", str(good)), run("config", "validate", str(bad)), run("check", "-c", missing),
+        run("logs", "-c", str(bad)), run("audit", "-c", missing), run("report", "-c", str(bad)),
+        run("check", env={"LAKEDECK_CONFIG": missing}), run("tail", str(link)), run("--theme", FILE_NAME),
+        run("check", "--since", FILE_NAME),
+    ]
+    for index, out in enumerate(outs):
+        printed = out.stdout + out.stderr
+        assert out.returncode in (0, 2) and "Traceback" not in printed, printed
+        assert "\x1b" not in printed and "\x07" not in printed and unsafe_in(printed.replace("\n", "")) == [], printed
+        if index < 8:  # argparse quotes what it refuses with repr(): inert already
+            assert "c␛]52;c;cHduZWQ=␇⟨U+202E⟩x" in printed, printed  # shown, inert
+    assert outs[0].returncode == 0 and outs[0].stdout.endswith("x.yaml: OK (1 sources: 1 services, 0 hosts, "
+                                                               "0 metrics, 0 pipelines, 0 logs, 0 backups, 0 tables, "
+                                                               "0 alerts; 0 rules)\n")

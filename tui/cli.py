@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from backends.text import InertLines
+
+    if not isinstance(sys.stderr, InertLines):
+        sys.stderr = InertLines(sys.stderr)  # every message, whoever writes it (the console draws on __stderr__)
     args = _parser().parse_args(argv)
     try:
         return _run(args)
@@ -189,8 +193,11 @@ def _config_verb(args: argparse.Namespace) -> int:
     config = cfg.load_file(Path(args.file))
     watched = [s for s in config.sources if s.kind != "rules"]
     rules = sum(len(s.options["rules"]) for s in config.sources if s.kind == "rules")
-    print(f"{args.file}: OK ({len(watched)} sources: "
-          + ", ".join(f"{sum(1 for w in watched if w.section == s)} {s}" for s in cfg.SECTIONS) + f"; {rules} rules)")
+    from backends.text import visible
+
+    print(visible(f"{args.file}: OK ({len(watched)} sources: "
+                  + ", ".join(f"{sum(1 for w in watched if w.section == s)} {s}" for s in cfg.SECTIONS)
+                  + f"; {rules} rules)"))
     return 0
 
 
