@@ -11,6 +11,7 @@ job, and the job's poll for the places it knows (DEST/JOB, ``restore_to``, the l
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -40,10 +41,10 @@ def staging_dir(target: Path) -> Path:
 
 
 def _pid_of(name: str, prefix: str) -> int | None:
-    if not name.startswith(prefix):
-        return None
-    head = name[len(prefix):].split("-", 1)[0]
-    return int(head) if head.isdigit() else None
+    """The pid in ``<prefix><pid>`` or ``<prefix><pid>-<random>``, matched whole and in ASCII digits (a name
+    with a trailing newline, ``²`` or ``٣`` is no leftover of lakedeck's); None for any other name."""
+    match = re.fullmatch(rf"{re.escape(prefix)}([0-9]{{1,10}})(?:-[a-z0-9_]{{1,64}})?", name)
+    return int(match.group(1)) if match else None
 
 
 def remove_dead(directory: Path, prefix: str, directories: bool) -> list[str]:

@@ -17,11 +17,19 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .text import one_line
+
 CHUNK = 1024 * 1024
+NAME_SHOWN = 160  # characters of a manifest path a message quotes: a planted path may be megabytes long
 
 
 class UnsafeMember(ValueError):
     """A manifest path that must not be read; ``str()`` says why in one line."""
+
+
+def shown(relative: str) -> str:
+    """A manifest path as a message quotes it: on one line, controls visible, cut."""
+    return one_line(relative, NAME_SHOWN)
 
 
 def member_problem(relative: object) -> str:
@@ -29,11 +37,11 @@ def member_problem(relative: object) -> str:
     if not isinstance(relative, str) or not relative:
         return "a file without a path"
     if "\0" in relative:
-        return f"{relative!r} is not a path"
+        return f"{shown(relative)} is not a path"
     if relative.startswith("/"):
-        return f"{relative} is an absolute path"
+        return f"{shown(relative)} is an absolute path"
     if any(part in ("", ".", "..") for part in relative.split("/")):
-        return f"{relative} is not a plain path inside the set"
+        return f"{shown(relative)} is not a plain path inside the set"
     return ""
 
 
@@ -72,11 +80,12 @@ def open_member(set_dir: Path, relative: object) -> BinaryIO:
     mode = os.fstat(handle).st_mode
     if not stat.S_ISREG(mode):
         os.close(handle)
-        raise UnsafeMember(f"{relative} is not a regular file")
+        raise UnsafeMember(f"{shown(relative)} is not a regular file")
     return os.fdopen(handle, "rb")
 
 
 def _why(relative: str, exc: OSError, what: str = "") -> str:
+    relative = shown(relative)
     if exc.errno == errno.ENOENT:
         return f"{relative} is missing"
     if exc.errno == errno.ELOOP:
@@ -115,7 +124,7 @@ def read_small(path: Path, limit: int) -> bytes:
 def check_member(handle: BinaryIO, entry: dict[str, Any], on_chunk: Callable[[int], None] | None = None,
                  full: bool = True) -> str:
     """"" when the open file has the entry's size (and, when ``full``, its sha256), else the problem."""
-    relative = entry["path"]
+    relative = shown(entry["path"])
     size = os.fstat(handle.fileno()).st_size
     if size != entry["size"]:
         return f"size mismatch in {relative} ({size} bytes, manifest {entry['size']})"

@@ -18,7 +18,16 @@ from typing import Any
 
 from .backup_leftovers import alive
 from .backup_members import check_files, fingerprint
-from .backup_sets import MANIFEST, STALE_PARTIAL, JobSets, ManifestError, Unfinished, read_manifest, set_order
+from .backup_sets import (
+    MANIFEST,
+    STALE_PARTIAL,
+    JobSets,
+    ManifestError,
+    Unfinished,
+    partial_pid,
+    read_manifest,
+    set_order,
+)
 from .model import BackupSet
 
 REHASH_FRESH = 600.0  # a re-hash of a set nothing touched since is good this long (the preview's, for the run)
@@ -80,10 +89,10 @@ def stale_unfinished(unfinished: Iterable[Unfinished], now: float, busy: Iterabl
     busy = set(busy)
     stale = []
     for item in unfinished:
-        if not item.partial or item.path in busy or now - item.mtime < STALE_PARTIAL:
+        pid = partial_pid(item.name)  # None: not a directory any lakedeck run names so, never removed
+        if pid is None or item.path in busy or now - item.mtime < STALE_PARTIAL:
             continue
-        pid = item.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and alive(int(pid)):
+        if pid != os.getpid() and alive(pid):
             continue
         stale.append(item)
     return stale

@@ -8,7 +8,9 @@ what may go (backup_prune).
 
 What is under DEST/JOB is evidence, not truth: only a directory (never a symlink) named for a real UTC time no
 later than this clock allows is a set. Everything else there that lakedeck did not put there is foreign:
-listed, never counted, kept, deleted, verified or restored.
+listed, never counted, kept, deleted, verified or restored. Every name is matched whole (``fullmatch``, ASCII
+digits only): ``20251231T000000Z\n`` or ``.partial-notes`` is nobody's set and no run's leftover. What a set's
+JSON files say is checked field by field before it is believed (backup_records).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
-import math
 import os
 import re
 import time
@@ -26,21 +27,28 @@ from pathlib import Path
 from typing import Any
 
 from .backup_members import UnsafeMember, read_member, read_small
+from .backup_records import FORMAT, MANIFEST_LIMIT, SMALL_LIMIT, RecordError, manifest_problem, parse, result_at
 from .model import BackupSet
+from .text import one_line
 
 MANIFEST = "manifest.json"
 VERIFY = "verify.json"
 LAST_RUN = "last-run.json"  # DEST/JOB/last-run.json: the last run's failure, until a run succeeds
-FORMAT = "lakedeck-backup/1"
 PARTIAL_PREFIX = ".partial-"
 SCRATCH_PREFIX = ".verify-"  # a verify's temporary copy (sqlite), beside the sets: .verify-<pid>-<random>
-SET_NAME = re.compile(r"^(\d{8}T\d{6}Z)(?:-([1-9]\d{0,5}))?$")
+# The names lakedeck gives what it writes under DEST/JOB, each matched whole (never .match with $: it lets a
+# trailing newline through) and with ASCII digits only (\d takes every script's digits).
+_SET = r"([0-9]{8}T[0-9]{6}Z)(?:-([1-9][0-9]{0,5}))?"
+SET_NAME = re.compile(_SET)
+PARTIAL_NAME = re.compile(rf"\.partial-(?:pruned-)?{_SET}-([0-9]{{1,10}})")  # a run's, or a prune's on its way out
+SCRATCH_NAME = re.compile(r"\.verify-[0-9]{1,10}-[a-z0-9_]{1,64}")  # tempfile.mkdtemp's random part
+LAST_RUN_TMP = re.compile(r"\.last-run\.json\.tmp-[0-9]{1,10}")  # write_json_atomic's, for LAST_RUN
 TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 FUTURE_SKEW = 300.0  # a set named this far ahead of the clock is clock skew; further ahead, it is foreign
 STALE_PARTIAL = 3600.0  # an unfinished directory untouched this long is a dead run's: prune removes it
-MANIFEST_LIMIT = 16 * 1024 * 1024
 CHUNK = 1024 * 1024
 OWN_FILES = (MANIFEST, VERIFY)
+VERDICT_SHOWN = 2000  # characters of a verdict kept in verify.json or last-run.json: far below SMALL_LIMIT
 
 
 class ManifestError(ValueError):
@@ -58,7 +66,14 @@ class Unfinished:
 
     @property
     def partial(self) -> bool:
-        return self.name.startswith(PARTIAL_PREFIX)
+        return partial_pid(self.name) is not None
+
+
+def partial_pid(name: str) -> int | None:
+    """The pid of the run (or prune) whose ``.partial-*`` directory this is; None when no lakedeck run would
+    have named a directory so."""
+    match = PARTIAL_NAME.fullmatch(name)
+    return int(match.group(3)) if match else None
 
 
 @dataclass(frozen=True)
@@ -97,7 +112,7 @@ def set_name(when: float) -> str:
 def name_time(name: str) -> float | None:
     """The UTC time a set's name says it started; None when the name is not one lakedeck writes (a real
     time in its one spelling, with an optional ``-N``)."""
-    match = SET_NAME.match(name)
+    match = SET_NAME.fullmatch(name)
     if match is None:
         return None
     try:
@@ -109,7 +124,7 @@ def name_time(name: str) -> float | None:
 
 def set_order(backup: BackupSet) -> tuple[float, int]:
     """Oldest to newest: by the name's time, then its ``-N``."""
-    match = SET_NAME.match(backup.name)
+    match = SET_NAME.fullmatch(backup.name)
     return backup.started, int(match.group(2) or 1) if match else 0
 
 
@@ -123,15 +138,23 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def encode_json(data: Any) -> bytes:
+    return json.dumps(data, indent=1, sort_keys=True).encode("utf-8")
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
+    write_atomic(path, encode_json(data))
+
+
+def write_atomic(path: Path, raw: bytes) -> None:
     """Write, fsync, rename over, fsync the directory: a reader sees the old file or the whole new one. The
     temporary file is created afresh (never through a symlink someone left at its name)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -190,72 +213,73 @@ def fsync_tree(directory: Path) -> None:
 
 # -- manifests, verification and the last run ------------------------------------------------------
 
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _entry_ok(entry: Any) -> bool:
-    return (isinstance(entry, dict) and isinstance(entry.get("path"), str) and _count(entry.get("size"))
-            and isinstance(entry.get("sha256"), str))
-
-
 def read_manifest(set_dir: Path) -> dict[str, Any]:
-    """The set's manifest, read without following a symlink, its shape checked (its paths are checked when
-    a file is opened: see backup_members)."""
+    """The set's manifest, read without following a symlink and no more than MANIFEST_LIMIT bytes, every field
+    checked (its paths are checked when a file is opened: see backup_members). ManifestError says why not."""
     try:
         raw = read_member(set_dir, MANIFEST, MANIFEST_LIMIT)
     except UnsafeMember as exc:
         raise ManifestError("no manifest.json" if str(exc).endswith("is missing") else str(exc)) from None
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise ManifestError("manifest.json is not JSON") from None
-    if (not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("files"), list)
-            or not all(map(_entry_ok, data["files"]))):
-        raise ManifestError("manifest.json is not a lakedeck manifest")
+        data = parse(raw, MANIFEST)
+    except RecordError as exc:
+        raise ManifestError(str(exc)) from None
+    problem = manifest_problem(data)
+    if problem:
+        raise ManifestError(f"{MANIFEST}: {problem}")
     return data
+
+
+def write_manifest(set_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write a run's manifest; ManifestError when it is one lakedeck would not read back."""
+    raw = encode_json(manifest)
+    problem = manifest_problem(manifest)
+    if problem:
+        raise ManifestError(f"the set's {MANIFEST} would be unreadable: {problem}")
+    if len(raw) > MANIFEST_LIMIT:
+        raise ManifestError(f"the set's {MANIFEST} would be {len(raw)} bytes, over the {MANIFEST_LIMIT} lakedeck "
+                            f"reads: write fewer, larger files (an archive)")
+    write_atomic(set_dir / MANIFEST, raw)
 
 
 def unpacked_size(manifest: dict[str, Any], kind: str) -> int | None:
     """What the set takes once restored: recorded by the run; for sets made before that, the size of its
     files when they are not compressed (every kind but files)."""
-    if _count(manifest.get("unpacked")):
+    if "unpacked" in manifest:  # checked by read_manifest
         return int(manifest["unpacked"])
     return None if kind == "files" else sum(int(f["size"]) for f in manifest["files"])
 
 
 def write_verify(set_dir: Path, result: str, at: float) -> None:
-    write_json_atomic(set_dir / VERIFY, {"result": result, "at": at})
-
-
-def _finite(value: Any) -> float | None:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return float(value) if number and math.isfinite(value) else None
+    write_json_atomic(set_dir / VERIFY, {"result": one_line(result, VERDICT_SHOWN), "at": at})
 
 
 def _read_verify(set_dir: Path) -> tuple[str, float | None]:
+    """The set's last verdict ("ok" or "failed: why") and when; ("", None), not verified, when verify.json is
+    missing or unreadable in any way."""
     try:
-        data = json.loads(read_member(set_dir, VERIFY, 64 * 1024))
-        return str(data["result"]), _finite(data["at"])
-    except (UnsafeMember, ValueError, KeyError, TypeError):
+        found = result_at(parse(read_member(set_dir, VERIFY, SMALL_LIMIT), VERIFY))
+    except (UnsafeMember, RecordError):
         return "", None
+    return found if found is not None else ("", None)
 
 
 def record_run(job_dir: Path, failed: str, at: float) -> None:
     """Remember a failed run (``failed`` says why) in DEST/JOB/last-run.json, or forget it (``failed`` "")."""
     if failed:
-        write_json_atomic(job_dir / LAST_RUN, {"result": f"failed: {failed}", "at": at})
+        write_json_atomic(job_dir / LAST_RUN, {"result": one_line(f"failed: {failed}", VERDICT_SHOWN), "at": at})
     else:
         (job_dir / LAST_RUN).unlink(missing_ok=True)
 
 
 def _read_last_run(job_dir: Path) -> LastRun | None:
     try:
-        data = json.loads(read_small(job_dir / LAST_RUN, 64 * 1024))
-        result, at = str(data["result"]), _finite(data["at"])
-    except (UnsafeMember, ValueError, KeyError, TypeError):
+        found = result_at(parse(read_small(job_dir / LAST_RUN, SMALL_LIMIT), LAST_RUN))
+    except (UnsafeMember, RecordError):
         return None
-    return LastRun(result.removeprefix("failed: "), at) if result.startswith("failed") and at is not None else None
+    if found is None or not found[0].startswith("failed"):
+        return None
+    return LastRun(found[0].removeprefix("failed: "), found[1])
 
 
 # -- listing ---------------------------------------------------------------------------------------
@@ -274,8 +298,8 @@ def _newest_mtime(path: Path) -> float:
 def _own(name: str, is_dir: bool) -> bool:
     """An entry lakedeck itself keeps under DEST/JOB (besides the sets)."""
     if is_dir:
-        return name.startswith((PARTIAL_PREFIX, SCRATCH_PREFIX))
-    return name == LAST_RUN or name.startswith(f".{LAST_RUN}.tmp-")
+        return partial_pid(name) is not None or SCRATCH_NAME.fullmatch(name) is not None
+    return name == LAST_RUN or LAST_RUN_TMP.fullmatch(name) is not None
 
 
 def list_sets(job_dir: Path, now: float | None = None) -> JobSets:
@@ -295,7 +319,7 @@ def list_sets(job_dir: Path, now: float | None = None) -> JobSets:
             continue
         is_dir = entry.is_dir(follow_symlinks=False)
         if _own(entry.name, is_dir):
-            if entry.name.startswith(PARTIAL_PREFIX):
+            if partial_pid(entry.name) is not None:
                 unfinished.append(Unfinished(entry.name, entry.path, _newest_mtime(path), "unfinished"))
             continue
         started = name_time(entry.name)
@@ -320,7 +344,7 @@ def list_sets(job_dir: Path, now: float | None = None) -> JobSets:
 
 def _set_of(name: str, path: str, started: float, manifest: dict[str, Any], now: float) -> BackupSet:
     # the name's time is what was checked; the manifest's "finished" only when it is a time after it
-    finished = _finite(manifest.get("finished"))
+    finished = float(manifest["finished"]) if "finished" in manifest else None  # a time: read_manifest checked
     if finished is not None and not started <= finished <= now + FUTURE_SKEW:
         finished = None
     verified, verified_at = _read_verify(Path(path))

@@ -5,25 +5,28 @@
   there is first renamed aside as ``<name>.before-restore-<time>``: kept, never deleted or merged into.
 - A SQLite file is written to ``.<name>.restore-<pid>`` beside the target, then renamed over it; the old
   file is kept as ``<name>.before-restore-<time>``.
-- Free space is checked first against the set's unpacked size; whatever fails part-way removes what it
-  wrote (and puts back what it had moved aside), so a refused restore leaves the target as it was.
+- Free space is checked first against the set's unpacked size; whatever fails part-way (a full disk, no
+  inodes left) removes what it wrote and puts back what it had moved aside, so a refused restore leaves the
+  target as it was, and says "nothing was restored".
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
 import tarfile
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .backup_kinds import BackupError, Work
 from .backup_leftovers import STAGING_PREFIX, remove_dead, sqlite_prefix, sqlite_temp, staging_dir
-from .backup_members import member_problem
 from .backup_sets import CHUNK, fsync_dir, set_name
 from .text import human_bytes, one_line
 
@@ -72,6 +75,17 @@ def stamp_now() -> str:
     return set_name(time.time())
 
 
+@contextmanager
+def undone_on_error(target: Path) -> Iterator[None]:
+    """Around a restore that undoes what it wrote when it fails: an OSError then (ENOSPC when the disk or its
+    inodes ran out) says so in one line, ending like every refusal that wrote nothing."""
+    try:
+        yield
+    except OSError as exc:
+        out_of = f" (out of space or inodes on {mount_of(target)})" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        raise BackupError(one_line(f"{exc.strerror or exc} writing {target}{out_of}: nothing was restored", 500)) from None
+
+
 # -- files -----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -86,15 +100,11 @@ class Layout:
         return ", ".join([*self.top[:TOP_SHOWN], *more]) or "nothing"
 
 
-def _top_ok(top: Any) -> bool:
-    return isinstance(top, list) and all(isinstance(t, str) and "/" not in t and not member_problem(t) for t in top)
-
-
 def files_layout(manifest: dict[str, Any], archive: BinaryIO) -> Layout:
-    """The set's layout from its manifest, or read from the archive's headers when the manifest is older."""
-    top, unpacked = manifest.get("top"), manifest.get("unpacked")
-    if _top_ok(top) and isinstance(unpacked, int) and not isinstance(unpacked, bool) and unpacked >= 0:
-        return Layout(tuple(sorted(set(top))), unpacked)
+    """The set's layout from its manifest (whose fields read_manifest checked), or read from the archive's
+    headers when the manifest is older."""
+    if "top" in manifest and "unpacked" in manifest:
+        return Layout(tuple(sorted(set(manifest["top"]))), manifest["unpacked"])
     names, total = set(), 0
     try:
         with tarfile.open(fileobj=archive, mode="r:gz") as tar:
@@ -114,21 +124,22 @@ def restore_files(archive: BinaryIO, layout: Layout, target: Path, work: Work) -
     ensure_space(target, layout.unpacked)
     made: list[Path] = []
     staging = staging_dir(target)
-    try:
-        _make_dirs(target, made)
-        staging.mkdir()
-        _unpack(archive, staging, layout, work)
-        _swap_in(staging, target, layout.top, work)
-        staging.rmdir()
-        fsync_dir(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        for directory in reversed(made):  # only the directories this restore created, and only if empty
-            try:
-                directory.rmdir()
-            except OSError:
-                break
-        raise
+    with undone_on_error(target):
+        try:
+            _make_dirs(target, made)
+            staging.mkdir()
+            _unpack(archive, staging, layout, work)
+            _swap_in(staging, target, layout.top, work)
+            staging.rmdir()
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            for directory in reversed(made):  # only the directories this restore created, and only if empty
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break
+            raise
+    fsync_dir(target)  # after the swap: were this to fail, what it says is not "nothing was restored"
     work.emit(f"unpacked {layout.shown()} into {target}")
 
 
@@ -204,26 +215,33 @@ def restore_sqlite(source: BinaryIO, size: int, target: Path, work: Work) -> Non
             raise BackupError(f"{side} exists: a process has {target.name} open; stop it before restoring")
     remove_dead(target.parent, sqlite_prefix(target), directories=False)
     ensure_space(target.parent, size)  # the old file is kept: the new one needs all of its size
-    tmp = sqlite_temp(target)
+    tmp, kept = sqlite_temp(target), None
     tmp.unlink(missing_ok=True)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        with os.fdopen(fd, "wb") as out:
-            source.seek(0)
-            while chunk := source.read(CHUNK):
-                out.write(chunk)
-                work.check()
-            out.flush()
-            os.fsync(out.fileno())
-        if os.path.lexists(target):
-            _same_owner_and_mode(target, tmp)
-            kept = aside(target, stamp_now())
-            os.replace(target, kept)
-            work.emit(f"the old {target.name} is kept as {kept}")
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with undone_on_error(target):
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            with os.fdopen(fd, "wb") as out:
+                source.seek(0)
+                while chunk := source.read(CHUNK):
+                    out.write(chunk)
+                    work.check()
+                out.flush()
+                os.fsync(out.fileno())
+            if os.path.lexists(target):
+                _same_owner_and_mode(target, tmp)
+                kept = aside(target, stamp_now())
+                os.replace(target, kept)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                if kept is not None:
+                    os.replace(kept, target)  # the live file back where it was
+                raise
+        finally:
+            tmp.unlink(missing_ok=True)
+    if kept is not None:
+        work.emit(f"the old {target.name} is kept as {kept}")
+    fsync_dir(target.parent)
     work.emit(f"restored {target}")
 
 

@@ -171,12 +171,10 @@ async def test_the_manifest_records_unpacked_sizes_and_the_preview_shows_them(tm
     assert manifest["unpacked"] == database.stat().st_size == backup.size == backup.unpacked
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    """An 8 MiB tmpfs, unmounted after the test: a real filesystem that fills up."""
-    mount = tmp_path / "small"
+def mounted_tmpfs(mount: Path, options: str):
+    """A tmpfs with these options at ``mount``, unmounted after the test: a real filesystem that fills up."""
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True,
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True,
                           text=True, check=False)
     if done.returncode != 0:
         reason = f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}"
@@ -185,6 +183,18 @@ def small_fs(tmp_path):
         pytest.skip(reason)
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """An 8 MiB tmpfs."""
+    yield from mounted_tmpfs(tmp_path / "small", "size=8m")
+
+
+@pytest.fixture
+def few_inodes(tmp_path):
+    """A tmpfs with room for 64 MiB but only 16 inodes (its root directory takes one)."""
+    yield from mounted_tmpfs(tmp_path / "few", "size=64m,nr_inodes=16")
 
 
 async def test_a_set_larger_unpacked_than_the_free_space_is_refused_before_writing(tmp_path, small_fs):
@@ -211,6 +221,35 @@ async def test_a_set_larger_unpacked_than_the_free_space_is_refused_before_writi
     result, _, _ = await act(sqlite_job, "restore", value=str(small_fs / "big.db"))
     assert not result.ok and "needs 10 MB, 8.0 MB free on" in result.error
     assert os.listdir(small_fs) == []
+
+
+async def test_a_restore_that_runs_out_of_inodes_is_undone_and_says_nothing_was_restored(tmp_path, few_inodes):
+    (tmp_path / "src" / "many").mkdir(parents=True)
+    for n in range(40):
+        (tmp_path / "src" / "many" / f"{n}.txt").write_text(str(n))
+    engine = engine_for(tmp_path, "files", paths=[str(tmp_path / "src")])
+    assert (await act(engine, "run"))[0].ok
+    target = few_inodes / "restore" / "wh"
+    result, _, _ = await act(engine, "restore", value=str(target))
+    assert not result.ok and result.error.startswith("No space left on device writing ")
+    assert result.error.endswith(f"(out of space or inodes on {few_inodes}): nothing was restored")
+    assert os.listdir(few_inodes) == []  # its staging directory and the directories it made: gone
+
+    # a SQLite restore over a file, the inodes all taken: the file stays as it was, nothing beside it
+    database = tmp_path / "live.db"
+    sqlite3.connect(database).execute("CREATE TABLE t (n)").connection.close()
+    sqlite_job = engine_for(tmp_path / "s", "sqlite", database=str(database))
+    assert (await act(sqlite_job, "run"))[0].ok
+    (few_inodes / "copy.db").write_bytes(b"the old copy")
+    fillers = 0
+    with pytest.raises(OSError):
+        while True:
+            (few_inodes / f"filler-{fillers}").touch()
+            fillers += 1
+    before = sorted(os.listdir(few_inodes))
+    result, _, _ = await act(sqlite_job, "restore", value=str(few_inodes / "copy.db"))
+    assert not result.ok and result.error.endswith("nothing was restored") and "out of space or inodes" in result.error
+    assert sorted(os.listdir(few_inodes)) == before and (few_inodes / "copy.db").read_bytes() == b"the old copy"
 
 
 def dead_pid() -> int:

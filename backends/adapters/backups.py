@@ -33,17 +33,18 @@ from ..backup_prune import Plan, Rehasher, checked_plan, damaged, quick_plan
 from ..backup_restore import RestoreFacts, check_target, is_live, restore_facts, restore_set, verify_set
 from ..backup_sets import (
     FORMAT,
-    MANIFEST,
     PARTIAL_PREFIX,
     SCRATCH_PREFIX,
     JobSets,
+    ManifestError,
     fsync_dir,
     fsync_tree,
     list_sets,
     name_time,
+    partial_pid,
     record_run,
     set_name,
-    write_json_atomic,
+    write_manifest,
     write_verify,
 )
 from ..durations import format_duration
@@ -370,7 +371,10 @@ class BackupJob(Source):
             manifest = {"format": FORMAT, "job": self.name, "kind": self.kind, "name": name, "started": clock,
                         "finished": self.clock(), "duration": round(time.monotonic() - started, 3),
                         "source": self.run_text(), "tools": made.tools, **made.facts, "files": made.files}
-            write_json_atomic(partial / MANIFEST, manifest)
+            try:
+                write_manifest(partial, manifest)
+            except ManifestError as exc:
+                raise BackupError(str(exc)) from None
             fsync_tree(partial)
             os.rename(partial, self.job_dir / name)
             fsync_dir(self.job_dir)
@@ -412,13 +416,13 @@ class BackupJob(Source):
         if plan.names != planned:
             raise BackupError("the sets to prune changed since the preview; nothing was deleted: look again")
         for name in planned:
-            if not (name_time(name) is not None or name.startswith(PARTIAL_PREFIX)) or "/" in name:
+            if name_time(name) is None and partial_pid(name) is None:
                 raise BackupError(f"refusing to delete {name!r}: not a backup set's name")
         for name in planned:
             work.check()
             path = self.job_dir / name
             # renamed first: a prune killed halfway leaves an unfinished directory, never a set that looks good
-            doomed = path if name.startswith(PARTIAL_PREFIX) else self.job_dir / f"{PARTIAL_PREFIX}pruned-{name}-{os.getpid()}"
+            doomed = path if partial_pid(name) is not None else self.job_dir / f"{PARTIAL_PREFIX}pruned-{name}-{os.getpid()}"
             if doomed != path:
                 os.rename(path, doomed)
                 fsync_dir(self.job_dir)
