@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +28,8 @@ from .redact import option_secrets
 from .text import one_line
 
 BACKOFF_CAP = 60.0
+STOP_GRACE = 0.3  # an action still running when the engine stops: SIGTERM, then SIGKILL this much later
+CLOSED = "interrupted: lakedeck was closed while it ran"
 # Adapters give up at 90% of their timeout and say why; the engine's own deadline is a backstop for a
 # bug or a hang, late enough that a loaded machine does not beat the adapter's clearer reason.
 BACKSTOP_GRACE = 0.25
@@ -45,6 +48,8 @@ class RunningAction:
     started: float  # time.monotonic()
     output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=200))
     interrupted: str = ""  # set once its `failed` line has been written for an interruption
+    task: asyncio.Task[object] | None = None  # the task awaiting it
+    children_before: frozenset[int] = frozenset()  # this process's children when it started (its own come after)
 
 
 def backoff_delay(interval: float, failures: int, cap: float = BACKOFF_CAP) -> float:
@@ -148,6 +153,9 @@ class Engine:
         self._locks.pop(name, None)
 
     async def stop(self) -> None:
+        """Stop polling and close the sources. An action still running is ended first: its `failed` line written
+        (interrupted: lakedeck was closed), its process groups killed, its task cancelled."""
+        await self._end_actions(CLOSED)
         for name in list(self._attached):
             await self.detach(name)
         for task in self._tasks:
@@ -437,7 +445,8 @@ class Engine:
             for lock in held:
                 lock.release()
             raise
-        running = self._active[action.target] = RunningAction(action, time.monotonic())
+        running = self._active[action.target] = RunningAction(action, time.monotonic(), task=asyncio.current_task(),
+                                                              children_before=frozenset(interrupts.children()))
         redact = self.audit.redactor.for_action(action).text
 
         def shown(line: str) -> None:
@@ -455,7 +464,7 @@ class Engine:
             else:
                 result = await source.run(action, shown)
         except asyncio.CancelledError:  # the console closed under it: the log says so before it goes
-            self._interrupted(running, "interrupted: lakedeck was closed while it ran")
+            self._interrupted(running, CLOSED)
             raise
         except Exception as exc:  # an adapter bug is a failed action, not a dead console
             result = ActionResult(action, False, None, [], time.monotonic() - running.started,
@@ -488,6 +497,29 @@ class Engine:
         for running in list(self._active.values()):
             self._interrupted(running, f"interrupted by {why}")
         return groups
+
+    async def _end_actions(self, why: str) -> None:
+        """End the actions running now, whatever runs them (a command, a backup's thread): each one's `failed` line
+        first, then SIGTERM to the process groups this process started since it began (every action command leads
+        its own; a poll's command started meanwhile goes too, as the engine is stopping), its task cancelled, and
+        SIGKILL to what is left after STOP_GRACE, even when this is cut short."""
+        running = list(self._active.values())
+        if not running:
+            return
+        for each in running:
+            self._interrupted(each, why)
+        before = frozenset.intersection(*(each.children_before for each in running))
+        groups = interrupts.groups_of(set(interrupts.children()) - before)
+        interrupts.signal_groups(groups, signal.SIGTERM)
+        tasks = [each.task for each in running if each.task is not None and not each.task.done()]
+        for task in tasks:
+            if not task.cancelling():  # one already cancelled is ending its group: a second cancel would cut it short
+                task.cancel()
+        try:
+            if tasks:
+                await asyncio.wait(tasks, timeout=STOP_GRACE)
+        finally:
+            interrupts.signal_groups(interrupts.alive(groups), signal.SIGKILL)
 
     def _interrupted(self, running: RunningAction, why: str) -> None:
         if running.interrupted:

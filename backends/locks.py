@@ -13,7 +13,8 @@ among that user's processes, and ``describe`` says so.
 
 Lock files are never deleted: deleting one while another process waits on it would let two holders in.
 Files in a world-writable directory are evidence, not truth: a lock file is opened without following symlinks
-and must be a regular file.
+and must be a regular file, and its holder record (any user can write it) is read bounded, each field checked for
+the type and range lakedeck writes; what fails is shown as "unknown", and the refusal stands.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import stat
@@ -30,11 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from .text import one_line
+from .text import one_line, visible
 
 DEFAULT_DIR = "/run/lakedeck"
 SHARED_MODE = 0o1777
-HOLDER_BYTES = 4096
+HOLDER_BYTES = 4096  # a holder record is read and written no longer than this
+MAX_TEXT = 60  # a holder's user or action longer than this is not one lakedeck wrote: "unknown"
+PID_MAX = 1 << 22  # the largest pid_max Linux allows
+EARLIEST = 946684800.0  # 2000-01-01: a holder's "since" before it, or a day after now, is "unknown"
+SKEW = 86400.0
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -129,7 +135,8 @@ class TargetLock:
         except OSError:
             os.close(fd)
             raise
-        record = json.dumps({**holder, "target": self.target}, ensure_ascii=False).encode("utf-8")[:HOLDER_BYTES]
+        fields = {key: value[:MAX_TEXT] if isinstance(value, str) else value for key, value in holder.items()}
+        record = json.dumps({**fields, "target": self.target}, ensure_ascii=False).encode("utf-8")[:HOLDER_BYTES]
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, record, 0)
@@ -197,28 +204,60 @@ class TargetLock:
 
 
 def _read_holder(fd: int) -> dict[str, object]:
+    """The holder record as written, or {} when it is not a JSON object: its first HOLDER_BYTES only (any user
+    can write a lock file, so it is never trusted: ``Holder`` checks each field)."""
     try:
         raw = os.pread(fd, HOLDER_BYTES, 0)
         info = json.loads(raw.decode("utf-8", errors="replace")) if raw else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: "[[[[..." nested deeper than json can go
         return {}
     return info if isinstance(info, dict) else {}
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lock, from its file: each field only when it has the type and range a lakedeck writes, else
+    None (shown as "unknown"). Strings are made visible and short."""
+
+    action: str | None
+    user: str | None
+    pid: int | None
+    since: float | None
+
+    @classmethod
+    def of(cls, info: Mapping[str, object], now: float | None = None) -> Holder:
+        now = time.time() if now is None else now
+        pid, since = info.get("pid"), info.get("since")
+        return cls(
+            action=_short_text(info.get("action")),
+            user=_short_text(info.get("user")),
+            pid=pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= PID_MAX else None,
+            since=float(since) if _is_number(since) and EARLIEST <= since <= now + SKEW else None,
+        )
+
+
+def _short_text(value: object) -> str | None:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+        return None
+    return visible(value)
+
+
+def _is_number(value: object) -> bool:
+    """An int (but a bool) or a finite float; an int too large for a float is still compared exactly."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def busy_line(target: str, info: Mapping[str, object], now: float | None = None) -> str:
-    """``nginx is busy: restart by alice (pid 4242) since 12:03:10``; whatever the file says is only shown."""
-    what = str(info.get("action") or "an action")[:60]
-    user = str(info.get("user") or "?")[:40]
-    pid = info.get("pid")
-    since = info.get("since")
-    parts = [f"{target} is busy: {what} by {user}"]
-    if isinstance(pid, int):
-        parts.append(f"(pid {pid})")
-    if isinstance(since, (int, float)):
-        parts.append(f"since {_clock_time(float(since), now)}")
+    """``nginx is busy: restart by alice (pid 4242) since 12:03:10``. Whatever the file says is only shown, and
+    what it cannot be trusted for is "unknown"."""
     if not info:
-        parts = [f"{target} is busy: another lakedeck process is acting on it"]
-    return one_line(" ".join(parts))
+        return one_line(f"{target} is busy: another lakedeck process is acting on it")
+    holder = Holder.of(info, now)
+    since = "unknown" if holder.since is None else _clock_time(holder.since, now)
+    return one_line(f"{target} is busy: {holder.action or 'an action'} by {holder.user or 'unknown'} "
+                    f"(pid {holder.pid or 'unknown'}) since {since}")
 
 
 def _clock_time(at: float, now: float | None = None) -> str:

@@ -4,6 +4,7 @@ host-wide directory (backends/locks.py), tried with real `lakedeck action` proce
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import select
@@ -71,17 +72,99 @@ def audit(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-@pytest.fixture
-def reaped():
-    """Processes a test started, killed with their groups whatever happens."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for process in started:
+class Reaped(list):
+    """The processes a test started, and the directories its commands name. In the test's finalizer each of those
+    processes and all it started (an action runs in a session of its own), and every process whose command line
+    names one of the directories (an orphan of a killed lakedeck, the console's own action), are killed with their
+    groups and waited for."""
+
+    def __init__(self, *directories: Path) -> None:
+        super().__init__()
+        self.directories = [str(d) for d in directories]
+
+    def end_all(self) -> None:
+        found = processes_naming(self.directories)
+        for process in self:
+            found += [process.pid, *descendants(process.pid)]
+        signal_groups(found, signal.SIGKILL)
+        for process in self:
+            process.wait(10)
+        deadline = time.monotonic() + 10
+        while running(found) and time.monotonic() < deadline:
+            time.sleep(0.02)  # the kernel ends a killed process at once: this waits for that state, not a time
+        assert not running(found), f"still running after SIGKILL: {running(found)}"
+
+
+def _parents() -> dict[int, int]:
+    found = {}
+    for entry in Path("/proc").iterdir():
         try:
-            os.killpg(process.pid, signal.SIGKILL)
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat:
+            found[int(entry.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    parents, found, queue = _parents(), [], [pid]
+    while queue:
+        pid = queue.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        found += children
+        queue += children
+    return found
+
+
+def processes_naming(directories: list[str]) -> list[int]:
+    """The pids (but this process) whose command line names one of ``directories``."""
+    wanted = [d.encode() for d in directories]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if any(d in cmdline for d in wanted):
+            found.append(int(entry.name))
+    return found
+
+
+def signal_groups(pids: list[int], sig: int) -> None:
+    """``sig`` to each pid's process group (to the pid alone when it is in this process's group)."""
+    for pid in pids:
+        try:
+            group = os.getpgid(pid)
+            if group == os.getpgrp():
+                os.kill(pid, sig)
+            else:
+                os.killpg(group, sig)
         except OSError:
             pass
-        process.wait(10)
+
+
+def running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (a zombie has ended)."""
+    alive = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rfind(")") + 2] not in "ZX":
+            alive.append(pid)
+    return alive
+
+
+@pytest.fixture
+def reaped(tmp_path):
+    """Processes a test started (and what they started), killed with their groups whatever happens."""
+    started = Reaped(tmp_path)
+    yield started
+    started.end_all()
 
 
 # -- the lock file itself ---------------------------------------------------------------------------
@@ -121,6 +204,82 @@ def test_the_refusal_line_is_exact_and_tolerates_a_garbled_file():
     assert locks.busy_line("nginx", {"user": "\x1b]52;c;x\x07", "pid": "1"}).startswith("nginx is busy: an action by ␛")
 
 
+# Lock files are 0666: any local user can write what a holder record says. Each case: the bytes planted, and the
+# refusal the next taker gets (what it cannot trust is "unknown").
+FORGED = {
+    "since 1e300": (b'{"action":"x","user":"u","pid":1,"since":1e300}', "x by u (pid 1) since unknown"),
+    "since -1e300": (b'{"action":"x","user":"u","pid":1,"since":-1e300}', "x by u (pid 1) since unknown"),
+    "since 1e400 (infinity)": (b'{"action":"x","user":"u","pid":1,"since":1e400}', "x by u (pid 1) since unknown"),
+    "since -Infinity": (b'{"action":"x","user":"u","pid":1,"since":-Infinity}', "x by u (pid 1) since unknown"),
+    "since NaN": (b'{"action":"x","user":"u","pid":1,"since":NaN}', "x by u (pid 1) since unknown"),
+    "since a 4000-digit number": (b'{"action":"x","user":"u","pid":1,"since":1' + b"0" * 4000 + b"}",
+                                  "x by u (pid 1) since unknown"),  # no float holds it
+    "over 4 KiB": (b'{"action":"x","user":"u","pid":1,"since":1' + b"0" * 5000 + b"}",
+                   "another lakedeck process is acting on it"),  # only 4 KiB is read: not JSON
+    "since 1e20": (b'{"action":"x","user":"u","pid":1,"since":1e20}', "x by u (pid 1) since unknown"),
+    "since a year ahead": (b'{"action":"x","user":"u","pid":1,"since":%d}' % (time.time() + 366 * 86400),
+                           "x by u (pid 1) since unknown"),
+    "strings where numbers go": (b'{"action":"x","user":"u","pid":"1","since":"12:00"}',
+                                 "x by u (pid unknown) since unknown"),
+    "numbers where strings go": (b'{"action":5,"user":["root"],"pid":true,"since":false}',
+                                 "an action by unknown (pid unknown) since unknown"),
+    "pid out of range": (b'{"action":"x","user":"u","pid":-5,"since":null}', "x by u (pid unknown) since unknown"),
+    "pid huge": (b'{"action":"x","user":"u","pid":100000000000000000000000,"since":null}',
+                 "x by u (pid unknown) since unknown"),
+    "pid a float": (b'{"action":"x","user":"u","pid":1.5}', "x by u (pid unknown) since unknown"),
+    "huge strings": (b'{"action":"%s","user":"%s","pid":7}' % (b"a" * 2000, b"b" * 1500),
+                     "an action by unknown (pid 7) since unknown"),
+    "escape sequences": (b'{"action":"x","user":"\\u001b]52;c;cHduZWQ=\\u0007\\u202e","pid":7}',
+                         "x by \u241b]52;c;cHduZWQ=\u2407\u27e8U+202E\u27e9 (pid 7) since unknown"),
+    "invalid JSON": (b'{"action": "x", "user', "another lakedeck process is acting on it"),
+    "binary junk": (bytes(range(256)) * 3, "another lakedeck process is acting on it"),
+    "nested past the recursion limit": (b"[" * 4096, "another lakedeck process is acting on it"),
+    "a JSON list": (b'["x", "u", 1]', "another lakedeck process is acting on it"),
+    "10 MB": (b'{"action":"x","user":"u","pid":1,' + b" " * (10 << 20) + b"}", "another lakedeck process is acting on it"),
+}
+
+
+@pytest.mark.parametrize("planted, shown", FORGED.values(), ids=FORGED.keys())
+def test_a_forged_holder_record_is_shown_never_trusted(tmp_path, planted, shown):
+    """The attacker's case through the real CLI: the planted record is held with flock, and `lakedeck action` is
+    refused with the busy line (exit 2, audited), never a traceback; the console's probe says the same."""
+    config = str(write_config(tmp_path, tmp_path / "locks"))
+    (tmp_path / "locks").mkdir()
+    lock_file = tmp_path / "locks" / locks.file_name("api")
+    lock_file.write_bytes(planted)
+    fd = os.open(lock_file, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as `flock LOCKFILE -c ...` holds it
+        refused = subprocess.run([sys.executable, "-m", "tui.cli", "action", "-c", config, "api", "hello", "--yes"],
+                                 cwd=ROOT, capture_output=True, text=True, timeout=60)
+        probe = locks.TargetLock(locks.resolve(str(tmp_path / "locks")), "api").holder()
+    finally:
+        os.close(fd)
+    assert (refused.returncode, refused.stderr) == (2, f"lakedeck: api is busy: {shown}\n")
+    assert probe == f"api is busy: {shown}"
+    assert [(e["event"], e["reason"]) for e in audit(tmp_path)] == [("refused", f"api is busy: {shown}")]
+
+
+def test_a_holder_is_trusted_field_by_field():
+    now = time.time()
+    good = locks.Holder.of({"action": "restart", "user": "alice", "pid": 4242, "since": now - 60}, now)
+    assert good == locks.Holder("restart", "alice", 4242, now - 60)
+    assert locks.Holder.of({"action": "", "user": " ", "pid": 1 << 22, "since": now + 3600}, now) == \
+        locks.Holder(None, None, 1 << 22, now + 3600)  # a little clock skew is still a time
+    assert locks.Holder.of({"pid": (1 << 22) + 1, "since": 946684799}, now) == locks.Holder(None, None, None, None)
+
+
+def test_what_lakedeck_writes_it_reads_back_whole(tmp_path):
+    """A long action title is cut to what a holder record may hold, not shown as "unknown"."""
+    where = locks.resolve(str(tmp_path / "locks"))
+    lock = locks.TargetLock(where, "api")
+    lock.acquire({"user": "alice", "pid": 4242, "since": time.time(), "action": "r" * 500})
+    try:
+        assert locks.TargetLock(where, "api").holder().startswith(f"api is busy: {'r' * 60} by alice (pid 4242) since ")
+    finally:
+        lock.release()
+
+
 def test_the_default_directory_is_made_sticky_and_world_writable_and_its_files_lockable_by_anyone(tmp_path):
     old = os.umask(0o077)  # the strictest umask an operator may have
     try:
@@ -148,7 +307,7 @@ def test_a_directory_that_cannot_be_made_falls_back_to_the_state_directory_and_s
     lock.release()
 
 
-async def test_the_engine_falls_back_too_and_still_serialises(tmp_path, monkeypatch):
+async def test_the_engine_falls_back_too_and_still_serialises(tmp_path, monkeypatch, reaped):
     (tmp_path / "file").write_text("")
     monkeypatch.setattr(locks, "DEFAULT_DIR", str(tmp_path / "file" / "lakedeck"))  # /run/lakedeck, not creatable
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
@@ -281,6 +440,55 @@ async def test_the_console_and_a_headless_action_on_one_target(tmp_path, reaped)
                                                      "succeeded"]
 
 
+def stubborn(pid_file: Path, go: Path) -> list[str]:
+    """A command that ignores SIGTERM (its children too) and runs until ``go`` exists: only SIGKILL ends it."""
+    return ["sh", "-c", 'trap "" TERM; echo $$$$ > "$1"; while [ ! -e "$2" ]; do sleep 0.02; done', "sh", str(pid_file),
+            str(go)]
+
+
+async def test_the_engine_stopping_ends_a_running_action_and_writes_its_line(tmp_path, reaped):
+    """Engine.stop() with an action under way: its `failed` line, its whole group killed (SIGKILL for one that
+    ignores SIGTERM), and its lock free."""
+    path = write_config(tmp_path, tmp_path / "locks")
+    config = yaml.safe_load(path.read_text())
+    config["services"][0]["actions"].append({"id": "stubborn", "command": stubborn(tmp_path / "pid", tmp_path / "go")})
+    path.write_text(yaml.safe_dump(config))
+    engine = Engine(cfg.parse(path.read_text(), str(path), {}))
+    engine.build()
+    task = asyncio.ensure_future(engine.run_action(engine.find_action("api", "stubborn"), lambda line: None))
+    await wait_until(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text().endswith("\n"))
+    group = int((tmp_path / "pid").read_text())
+    await engine.stop()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_until(lambda: not running(processes_naming([str(tmp_path / "go")])))
+    assert running([group]) == []
+    assert [(e["event"], e.get("error")) for e in audit(tmp_path)] == [
+        ("confirmed", None), ("failed", "interrupted: lakedeck was closed while it ran")]
+    assert locks.TargetLock(engine.lock_dir, "api").holder() == ""
+
+
+async def test_closing_the_console_ends_its_running_action_and_says_so(tmp_path, reaped):
+    """When the console has closed, its loop runs no more (as after `app.run()`): what is checked after it is waited
+    for without the loop, so only what the console did while closing counts."""
+    path = write_config(tmp_path, tmp_path / "locks")
+    app = LakedeckApp(cfg.parse(path.read_text(), str(path), {}), hostname="bastion-1", start_engine=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.engine.sweep()
+        app.refresh_view()
+        app.run_worker(app.actions._run(app.engine.find_action("api", "slow")), group="actions")
+        assert await until(pilot, lambda: running(processes_naming([str(tmp_path / "go")])), 5.0)
+    deadline = time.monotonic() + 10
+    while running(processes_naming([str(tmp_path / "go")])) and time.monotonic() < deadline:
+        time.sleep(0.02)  # blocking: the loop does not run again
+    assert not running(processes_naming([str(tmp_path / "go")]))
+    assert [(e["event"], e.get("error")) for e in audit(tmp_path)] == [
+        ("confirmed", None), ("failed", "interrupted: lakedeck was closed while it ran")]
+    after = subprocess.run([sys.executable, "-m", "tui.cli", "action", "-c", str(path), "api", "hello", "--yes"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert after.returncode == 0, after.stderr  # its lock went with it
+
+
 # -- helpers -------------------------------------------------------------------------------------
 
 async def wait_until(condition, timeout: float = 10.0) -> None:
@@ -298,6 +506,7 @@ def test_two_users_share_the_lock(reaped):
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv to run lakedeck as a second user")
     base = Path(tempfile.mkdtemp(prefix="lakedeck-locks-"))
+    reaped.directories.append(str(base))
     try:
         base.chmod(0o777)
         go = base / "go"

@@ -4,7 +4,10 @@ error and every audit line, through a real HTTP server and a real command."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import yaml
 from backends import config as cfg
 from backends.actions import Action, HttpRequest, Tier
 from backends.engine import Engine
-from backends.redact import Redactor, hide, option_secrets, secret_field, secret_var
+from backends.redact import Redactor, argv_secrets, hide, option_secrets, secret_field, secret_var
 from helpers import LoopbackServer
 from tui.app import LakedeckApp
 from ui_support import screen_text, until
@@ -125,8 +128,13 @@ def test_what_is_a_secret_name():
     for name in ("token", "password", "secret", "key", "api_key", "authorization", "Authorization", "X-Api-Key",
                  "accessToken", "client_secret", "PGPASSWORD", "refresh_token"):
         assert secret_field(name), name
-    for name in ("author", "keyspace", "x", "user", "monkeys", "passenger"):
+    for name in ("sessionid", "session_id", "X-Session-Id", "pwd", "DB_PWD", "cookie", "Cookie", "Set-Cookie",
+                 "credentials", "private_key", "client_secret", "Proxy-Authorization", "X-Auth-Token", "pass_word"):
+        assert secret_field(name), name
+    for name in ("author", "keyspace", "x", "user", "monkeys", "passenger", "session", "cookies", "Accept", "path"):
         assert not secret_field(name), name
+    for name in ("SESSION_COOKIE", "GCP_CREDENTIALS", "APP_SESSIONID"):
+        assert secret_var(name), name
 
 
 @pytest.mark.parametrize("text, shown", [
@@ -139,9 +147,92 @@ def test_what_is_a_secret_name():
     ("--token=abc --user=u", "--token=*** --user=u"),
     ("author=alice keyspace=prod", "author=alice keyspace=prod"),
     ("nothing to hide here", "nothing to hide here"),
+    # name = value, quoted values, Python literals
+    ("db.password = hunter2 port = 5432", "db.password = *** port = 5432"),
+    ("PGPASSWORD='two words' psql", "PGPASSWORD='***' psql"),
+    ("{'password': 'abc', 'user': 'bob'}", "{'password': '***', 'user': 'bob'}"),
+    ("session_id=s1 sessionid=s2 pwd=s3 path=/x", "session_id=*** sessionid=*** pwd=*** path=/x"),
+    # header-shaped text anywhere: the value runs to the end of the line (or to a quote)
+    ("> Authorization: Bearer SECRET1xyz", "> Authorization: ***"),
+    ("Authorization: Basic YWRtaW46cHc=", "Authorization: ***"),
+    ("proxy-authorization:Digest username=x, response=y", "proxy-authorization:***"),
+    ("Cookie: sessionid=abc; theme=dark", "Cookie: ***"),
+    ("< Set-Cookie: sid=abc; Path=/; HttpOnly", "< Set-Cookie: ***"),
+    ("X-Auth-Token: SECRET10", "X-Auth-Token: ***"),
+    ("-H 'X-Api-Key: k1' -H 'Accept: json'", "-H 'X-Api-Key: ***' -H 'Accept: json'"),
+    ("password: SECRET14", "password: ***"),
+    ('client_secret: "quoted" and more', 'client_secret: "***" and more'),
+    ("Content-Type: application/json", "Content-Type: application/json"),
+    ("Key::new() at 12:03:10 from http://h:80/x", "Key::new() at 12:03:10 from http://h:80/x"),
+    # curl's user:password
+    ("curl -u admin:SECRET9 -uroot:s2 --user=bob:s3 --user carol:s4 --proxy-user p:s5 -U q:s6",
+     "curl -u admin:*** -uroot:*** --user=bob:*** --user carol:*** --proxy-user p:*** -U q:***"),
+    ("curl -u admin -u :tok3n --user=bob", "curl -u admin -u :*** --user=bob"),  # no password; a token alone
+    ("docker run -u 1000:1000 img", "docker run -u 1000:1000 img"),  # a uid:gid
+    # a value glued to -p: a password, unless plainly a port or a cluster of short flags
+    ("x -pSECRET6 -passSECRET16 -ph1 -p=s", "x -p*** -p*** -p*** -p***"),
+    ("ssh -p2222 h; docker run -p8080:80 -p127.0.0.1:80:80/tcp i; patch -p1", "ssh -p2222 h; docker run -p8080:80 "
+     "-p127.0.0.1:80:80/tcp i; patch -p1"),
+    ("mkdir -pv /x; cp -pR a b; tar -pxzf f; openssl enc -pass pass:s7", "mkdir -pv /x; cp -pR a b; tar -pxzf f; "
+     "openssl enc -pass pass:***"),
+    # after mysql and its like, every -pVALUE is its password
+    ("mysql -uroot -pqxzw -p123456 shop", "mysql -uroot -p*** -p*** shop"),
+    ("/usr/bin/mysqldump -pabc db; mariadb-dump -p1 db; sshpass -pab ssh h", "/usr/bin/mysqldump -p*** db; "
+     "mariadb-dump -p*** db; sshpass -p*** ssh h"),
+    ("mysql -p shop", "mysql -p shop"),  # -p apart: mysql asks for it, and shop is the database
 ])
 def test_secrets_are_hidden_by_their_shape(text, shown):
     assert hide(text) == shown
+    assert hide(shown) == shown  # hiding twice changes nothing more
+
+
+ATTACKER = ["echo", "curl", "-H", "Authorization: Bearer SECRET1xyz", "-pSECRET6", "-u", "admin:SECRET9",
+            "X-Auth-Token: SECRET10", "password: SECRET14", "-passSECRET16"]
+VARIANTS = ["echo", "curl", "-H", "Proxy-Authorization: Basic SECRET20", "-H", "Cookie: sessionid=SECRET21; theme=dark",
+            "-H", "X-Api-Key: SECRET22", "--user=bob:SECRET23", "--proxy-user", "p:SECRET24", "pwd=SECRET25",
+            "client_secret: SECRET26", "private_key = SECRET27", "-H", "Accept: json", "-u", "admin", "-p5432", "-pR"]
+MYSQL = ["echo", "mysqldump", "-uroot", "-pqxzw", "-p123456", "--single-transaction", "shop"]
+
+
+@pytest.mark.parametrize("argv, secrets, shown", [
+    (ATTACKER, ["SECRET1xyz", "SECRET6", "SECRET9", "SECRET10", "SECRET14", "SECRET16"],
+     "echo curl -H 'Authorization: ***' -p*** -u admin:*** 'X-Auth-Token: ***' 'password: ***' -p***"),
+    (VARIANTS, [f"SECRET{n}" for n in range(20, 28)],
+     "echo curl -H 'Proxy-Authorization: ***' -H 'Cookie: ***' -H 'X-Api-Key: ***' --user=bob:*** --proxy-user p:*** "
+     "pwd=*** 'client_secret: ***' 'private_key = ***' -H 'Accept: json' -u admin -p5432 -pR"),
+    (MYSQL, ["qxzw", "123456"], "echo mysqldump -uroot -p*** -p*** --single-transaction shop"),
+], ids=["the attacker's command", "near variants", "mysqldump"])
+def test_secrets_in_an_actions_arguments_never_leave_lakedeck(tmp_path, argv, secrets, shown):
+    """Through the real CLI: the confirmation, the output the command printed (echo prints every secret back),
+    audit.jsonl and `audit --json` hold none of the secrets; what is not secret is shown as it is."""
+    config = tmp_path / "lakedeck.yaml"
+    config.write_text(yaml.safe_dump({"audit_log": str(tmp_path / "audit.jsonl"), "locks": str(tmp_path / "locks"),
+                                      "services": [{"name": "svc", "kind": "command", "command": ["true"],
+                                                    "actions": [{"id": "c1", "command": argv}]}]}))
+    env = {**{k: v for k, v in os.environ.items() if k != "LAKEDECK_CONFIG"}, "XDG_STATE_HOME": str(tmp_path / "state")}
+
+    def lakedeck(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tui.cli", *args, "-c", str(config)], cwd=Path(__file__).parent.parent,
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    acted = lakedeck("action", "svc", "c1", "--yes")
+    assert acted.returncode == 0, acted.stderr
+    listed = lakedeck("audit", "--json")
+    everything = acted.stdout + acted.stderr + listed.stdout + listed.stderr + (tmp_path / "audit.jsonl").read_text()
+    assert [secret for secret in secrets if secret in everything] == []
+    assert acted.stdout.splitlines()[0] == f"C1 svc (disruptive): {shown}"
+    entries = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["command"]) for e in entries] == [("confirmed", shown), ("succeeded", shown)]
+    assert entries[1]["output"] and "***" in entries[1]["output"][0]
+
+
+def test_an_argument_is_redacted_as_a_whole_and_a_header_does_not_swallow_the_next_one():
+    action = Action("api", "x", "X", Tier.DISRUPTIVE,
+                    argv=("curl", "-H", "X-Auth-Token:tok-1", "--user", "u:pw-2", "-H", "Accept: json", "https://h/x"))
+    assert Redactor().command(action) == "curl -H X-Auth-Token:*** --user u:*** -H 'Accept: json' https://h/x"
+    assert argv_secrets(action.argv) == {"tok-1", "pw-2"}
+    # the output repeats them without their names: the known values go too
+    assert Redactor().for_action(action).text("sent tok-1 as u (pw-2)") == "sent *** as u (***)"
 
 
 def test_known_values_are_hidden_wherever_they_appear_and_in_their_escaped_forms():
@@ -155,7 +246,7 @@ def test_known_values_are_hidden_wherever_they_appear_and_in_their_escaped_forms
                                           "-d 'form=1&secret=***'")
     assert Redactor().for_action(action).text("echo: Bearer tok-123 / tok-123") == "echo: *** / ***"
     argv = Action("db", "y", "Y", Tier.DISRUPTIVE, argv=("psql", "--password", "hunter2", "-c", "select 1"))
-    assert Redactor().command(argv) == "psql --password '***' -c 'select 1'"
+    assert Redactor().command(argv) == "psql --password *** -c 'select 1'"
 
 
 def test_option_secrets_keep_the_rule_and_spare_plain_values():
@@ -164,3 +255,9 @@ def test_option_secrets_keep_the_rule_and_spare_plain_values():
                              "actions": [{"http": {"headers": {"X-Key": "k-999"}, "body": '{"secret": "sss"}'}}]}])
     assert {"Bearer abc123", "abc123", "pw-1", "hunter2", "tk-9", "k-999", "sss"} <= found
     assert "application/json" not in found and "alice@bastion" not in found
+
+
+def test_a_sources_own_argument_list_is_read_as_one():
+    """A source's command (a health check run with a password) is redacted like an action's: by argument."""
+    found = option_secrets([{"command": ["mysqladmin", "-uroot", "-pqxzw", "ping"], "args": ["curl", "-u", "a:pw-7"]}])
+    assert {"qxzw", "pw-7"} <= found and "ping" not in found and "root" not in found
