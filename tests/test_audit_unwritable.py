@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -104,15 +103,6 @@ async def test_when_only_the_last_line_cannot_be_written_the_result_says_so(tmp_
     assert result.audit_error == f"cannot write the audit log at {audit_log}: Is a directory; no action runs without it"
     with pytest.raises(AuditUnwritable):  # and the next action is refused before it runs
         await engine.run_action(engine.find_action("api", "break-the-log"), lambda line: None)
-
-
-@pytest.fixture
-def port():
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    yield server.getsockname()[1]
-    server.close()
 
 
 def console(tmp_path: Path, audit_log: Path, port: int, read_only: bool = False) -> LakedeckApp:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import psutil
@@ -19,15 +18,6 @@ from widgets.choice_modal import ChoiceModal
 from widgets import confirm
 from widgets.confirm import ARM_DELAY, ConfirmModal
 from tui.modals import TextModal
-
-
-@pytest.fixture
-def port():
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    yield server.getsockname()[1]
-    server.close()
 
 
 def make_app(tmp_path: Path, port: int, read_only: bool = False, **service) -> LakedeckApp:

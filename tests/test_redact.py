@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from http.server import BaseHTTPRequestHandler
@@ -49,15 +48,6 @@ def echo():
     server = LoopbackServer(Echo).start()
     yield server.root
     server.stop()
-
-
-@pytest.fixture
-def port():
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    yield server.getsockname()[1]
-    server.close()
 
 
 def secret_config(tmp_path: Path, root: str, port: int = 1) -> cfg.Config:
