@@ -14,7 +14,7 @@ from backends import config as cfg
 from backends.model import AlertReading, HostReading, State
 from test_adapter_alertmanager import post_alerts
 from tui.app import LakedeckApp
-from ui_support import screen_text, until
+from ui_support import choose, screen_text, until
 from widgets.ask_modal import AskModal
 from widgets.confirm import ARM_DELAY, ConfirmModal
 from widgets.status_table import StatusTable
@@ -91,11 +91,7 @@ async def test_fleet_alerts_and_a_silence_through_the_keys(tmp_path, prometheus)
         table.move_cursor(row=table.keys.index(key))
         await pilot.press("a")
         await wait_for(pilot, lambda: "Silence" in screen_text(app))
-        for _ in range(4):
-            if "Silence" in app.screen.query_one("OptionList").highlighted_option.prompt.plain:
-                break
-            await pilot.press("down")
-        await pilot.press("enter")
+        await choose(pilot, app, "Silence")
         await wait_for(pilot, lambda: isinstance(app.screen, AskModal))
         await pilot.press(*"45m noisy in tests", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))

@@ -14,7 +14,7 @@ from pipeline_api_server import pipeline_api  # noqa: F401  (fixture)
 from marquez_server import marquez  # noqa: F401  (fixture)
 from tui.app import LakedeckApp
 from tui.pipeline_screen import PipelineScreen
-from ui_support import screen_text, until
+from ui_support import choose, screen_text, until
 from widgets.ask_modal import AskModal
 from widgets.confirm import ARM_DELAY, ConfirmModal
 from widgets.status_table import StatusTable
@@ -70,11 +70,7 @@ async def test_rest_pipelines_failures_first_then_open_and_clear_errors(tmp_path
         await wait_for(pilot, lambda: "Clear errors" in screen_text(app))
         menu = screen_text(app)
         assert "destructive" in menu and "disruptive" in menu and "Restart" in menu
-        for _ in range(6):
-            if "Clear errors" in app.screen.query_one("OptionList").highlighted_option.prompt.plain:
-                break
-            await pilot.press("down")
-        await pilot.press("enter")
+        await choose(pilot, app, "Clear errors")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
         shown = screen_text(app)
         assert "It will affect (2)" in shown and "b-17" in shown and "Type clicks to confirm" in shown

@@ -19,7 +19,7 @@ from tui.app import LakedeckApp
 from tui.line_modal import LineModal
 from tui.log_screen import LogScreen
 from tui.modals import TextModal
-from ui_support import make_app, screen_text, until
+from ui_support import choose, make_app, screen_text, until
 from widgets.ask_modal import AskModal
 from widgets.choice_modal import ChoiceModal
 from widgets.confirm import ARM_DELAY, ConfirmModal
@@ -99,11 +99,7 @@ async def test_an_alert_named_with_osc_52_shows_it_inert_in_every_title_modal_an
         await pilot.press("a")
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal))
         assert f"Actions · am:{HOSTILE_SHOWN}" in assert_inert(app)
-        for _ in range(4):
-            if "Silence" in app.screen.query_one("OptionList").highlighted_option.prompt.plain:
-                break
-            await pilot.press("down")
-        await pilot.press("enter")
+        await choose(pilot, app, "Silence")
         await wait_for(pilot, lambda: isinstance(app.screen, AskModal))
         assert f"Silence am:{HOSTILE_SHOWN}" in assert_inert(app)
         await pilot.press(*"1h disk", "enter")

@@ -8,7 +8,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,19 +24,15 @@ BOUND = 10.0  # how long the tests wait for the console to be gone: it takes und
 
 
 @pytest.fixture
-def setup(tmp_path):
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
+def setup(tmp_path, port):
     path = tmp_path / "lakedeck.yaml"
     path.write_text(yaml.safe_dump({
         "audit_log": str(tmp_path / "audit.jsonl"), "locks": str(tmp_path / "locks"),
-        "services": [{"name": "e2e-db", "kind": "tcp", "port": server.getsockname()[1], "actions": [
+        "services": [{"name": "e2e-db", "kind": "tcp", "port": port, "actions": [
             # a shell with a child of its own: both must go
             {"id": "long", "command": ["sh", "-c", 'echo "$0 is up"; sleep 60; echo never', "the-action"],
              "timeout": "5m"}]}]}))
-    yield path
-    server.close()
+    return path
 
 
 def audit(path: Path) -> list[dict]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,10 @@ BOUND = 10.0  # how long a test waits for the console to be gone
 
 
 @pytest.fixture
-def config(tmp_path):
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
+def config(tmp_path, port):
     path = tmp_path / "lakedeck.yaml"
-    path.write_text(f"services:\n  - {{name: e2e-db, kind: tcp, port: {server.getsockname()[1]}}}\n"
-                    "hosts:\n  - name: local\n")
-    yield path
-    server.close()
+    path.write_text(f"services:\n  - {{name: e2e-db, kind: tcp, port: {port}}}\nhosts:\n  - name: local\n")
+    return path
 
 
 @pytest.mark.integration

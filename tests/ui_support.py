@@ -110,3 +110,12 @@ async def until(pilot, condition, seconds: float = 5.0) -> bool:
             return True
         await pilot.pause(0.05)
     return condition()
+
+
+async def choose(pilot, app, label: str, tries: int = 8) -> None:
+    """Move the open action menu's highlight to the option whose label holds ``label`` and press enter."""
+    for _ in range(tries):
+        if label in app.screen.query_one("OptionList").highlighted_option.prompt.plain:
+            break
+        await pilot.press("down")
+    await pilot.press("enter")
